@@ -1,0 +1,20 @@
+"""kdiag's exceptions. Rule outcomes are never exceptions; these are for misuse and broken set-ups.
+
+* KdiagError              -- anything kdiag reports as one line `kdiag: error: …` and exit 3
+  + UsageError            -- bad input: a malformed name, an unknown rule id, a bad flag value
+  + RuleLoadError         -- a plugin could not be imported, gave a non-Rule, or reused an id
+"""
+
+from __future__ import annotations
+
+
+class KdiagError(Exception):
+    """An error the CLI reports in one line; never a traceback."""
+
+
+class UsageError(KdiagError):
+    """The user asked for something kdiag cannot do as asked."""
+
+
+class RuleLoadError(KdiagError):
+    """A rule plugin is broken; kdiag stops rather than silently running fewer checks."""
