@@ -1,0 +1,1 @@
+"""Kong Konnect: the API client (`client`), the `kdiag konnect …` provisioning commands (`cli`)."""
