@@ -152,7 +152,6 @@ def test_ipv4_and_ipv6_are_reported_separately(fake_dns, served, pki):
     ("cgnat.privnet.com", ["100.64.0.1 (shared carrier-grade NAT, RFC 6598)"],
      ["cgnat.privnet.com. 300 IN A 100.64.0.1"]),
     ("via-cname.privnet.com", ["10.1.2.3 (private, RFC 1918)"], []),  # the A record is at the target
-    (NAME, ["203.0.113.10 (documentation, RFC 5737)"], []),  # the fixture gateway's own addresses
 ])
 def test_private_addresses_are_named_and_never_dialled(resolvers, name, shown, deleted):
     spy = _Spy()
@@ -166,6 +165,19 @@ def test_private_addresses_are_named_and_never_dialled(resolvers, name, shown, d
     assert "cannot reach private networks" in rem.summary and "Dedicated Cloud Gateways" in rem.summary
     assert [r.zone_line() for r in rem.records] == [f"{name}. 300 IN CNAME {GW}."]
     assert sorted(_no_ttl(r.zone_line()) for r in rem.delete) == sorted(_no_ttl(d) for d in deleted)
+
+
+def test_private_addresses_of_the_gateway_itself_are_not_the_customers_to_fix(resolvers):
+    # my.example.com is a correct CNAME to the fixture gateway, whose own addresses are documentation ones
+    spy = _Spy()
+    f = net_check(public_reachability, (resolvers.host, resolvers.port), NAME, http=spy).finding
+    assert (f.status, f.code) == (Status.FAIL, "private-address")
+    assert "203.0.113.10 (documentation, RFC 5737)" in f.message and GW in f.message
+    assert spy.dialled == []
+    rem = f.remediation
+    assert rem.records == () and rem.delete == ()  # adding the CNAME the name already has would fix nothing
+    assert "contact Kong support" in rem.summary
+    assert rem.command_lines() == ["kdiag konnect domain list"]
 
 
 def _no_ttl(line: str) -> str:

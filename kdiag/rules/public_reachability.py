@@ -101,20 +101,37 @@ def _result_facts(r: HttpResult) -> dict[str, object]:
 def _private(ctx: Context, dest: Destination) -> Finding:
     name = ctx.domain
     shown = ", ".join(f"{e.address} ({describe_address(e.address)})" for e in dest.withheld)
-    own = [r for a in dest.answers for r in a.records
-           if r.name == name and r.type in ("A", "AAAA") and r.value in {e.address for e in dest.withheld}]
+    withheld = {e.address for e in dest.withheld}
+    private = [r for a in dest.answers for r in a.records if r.type in ("A", "AAAA") and r.value in withheld]
+    own = [r for r in private if r.name == name]
     via = "" if dest.host == name else f" (through {dest.host})"
-    return failed(
-        "private-address",
-        f"{name}{via} resolves to {shown}: not publicly routable, so neither Let's Encrypt nor visitors can reach "
-        "it (kdiag did not connect to it)",
-        Remediation(summary=f"Make {name} a CNAME to the gateway hostname and publish no private addresses for it: "
-                            "serverless gateways run in Kong's cloud and cannot reach private networks; for "
-                            "private connectivity use Dedicated Cloud Gateways",
-                    records=_cname_fix(ctx),
-                    delete=tuple(DnsRecord(r.name, r.type, r.value, r.ttl) for r in own)),
-        addresses=[e.address for e in dest.endpoints], withheld=[e.address for e in dest.withheld],
-        connect_host=dest.host)
+    facts = {"addresses": [e.address for e in dest.endpoints], "withheld": sorted(withheld),
+             "connect_host": dest.host, "owners": sorted({r.name for r in private})}
+    message = (f"{name}{via} resolves to {shown}: not publicly routable, so neither Let's Encrypt nor visitors "
+               "can reach it (kdiag did not connect to it)")
+    why = ("serverless gateways run in Kong's cloud and cannot reach private networks; for private connectivity "
+           "use Dedicated Cloud Gateways")
+    if own or not private:
+        return failed("private-address", message, Remediation(
+            summary=f"Make {name} a CNAME to the gateway hostname and publish no private addresses for it: {why}",
+            records=_cname_fix(ctx), delete=tuple(DnsRecord(r.name, r.type, r.value, r.ttl) for r in own)),
+            **facts)
+    # The private addresses belong to the host the name's CNAME leads to, not to the name itself.
+    holder = private[0].name
+    expected = ctx.options.target
+    is_gateway = holder == expected if expected else holder.endswith("." + ctx.options.gateway_suffix)
+    if is_gateway:
+        return failed("private-address", f"{message}; they are the addresses of the gateway hostname {holder}",
+                      Remediation(
+                          summary=f"{holder} publishes non-public addresses, which you cannot change: check that "
+                                  "it is exactly the CNAME value Konnect shows for the domain, and if it is, "
+                                  "contact Kong support",
+                          commands=(("kdiag", "konnect", "domain", "list"),)),
+                      **facts)
+    return failed("private-address", f"{message}; they are the addresses of {holder}, where its CNAME leads",
+                  Remediation(summary=f"Point {name} at the gateway hostname instead of {holder}: {why}",
+                              records=_cname_fix(ctx)),
+                  **facts)
 
 
 def _no_address(ctx: Context, dest: Destination) -> Finding:
