@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +67,9 @@ class Diagnoser:
         # Every rule fans its questions out through the Dns pool; `scan` runs many diagnoses at once and needs
         # more workers than one diagnosis (16), or the pool rather than the network would cap its rate.
         self.dns = dns if dns is not None else _make_dns(settings, dns_cache_size, dns_workers)
+        # One pool for the rules of every diagnosis this Diagnoser runs (see kdiag.engine.run).
+        self._rule_pool = ThreadPoolExecutor(max_workers=max(len(self.rules), dns_workers),
+                                             thread_name_prefix="kdiag-rule")
 
     def diagnose(self, name: str, target: str | None = None) -> Diagnosis:
         """Check one name; raises UsageError for a name or target that is not valid."""
@@ -82,7 +86,7 @@ class Diagnoser:
         started_at = datetime.now(UTC)
         started = time.monotonic()
         before = (self.dns.stats.queries, self.dns.stats.answered)
-        results: list[CheckResult] = run(self.rules, ctx)
+        results: list[CheckResult] = run(self.rules, ctx, pool=self._rule_pool)
         asked = self.dns.stats.queries - before[0]
         answered = self.dns.stats.answered - before[1]
         report = Report(
@@ -103,6 +107,7 @@ class Diagnoser:
         self.http.clear()
 
     def close(self) -> None:
+        self._rule_pool.shutdown(wait=False, cancel_futures=True)
         self.dns.close()
         if self.konnect is not None:
             self.konnect.close()

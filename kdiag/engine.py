@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from kdiag.context import Context
-from kdiag.model import CheckResult, Finding, Status
 from kdiag.declare import Rule
+from kdiag.model import CheckResult, Finding, Status
 
 # Codes the engine itself may put on any rule's result; documented once in rules/README.md.
 ENGINE_CODES = {
@@ -20,19 +20,26 @@ ENGINE_CODES = {
 }
 
 
-def run(rules: Sequence[Rule], ctx: Context,
-        on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
-    """Run every rule against `ctx`; results come back in the order of `rules`."""
+def run(rules: Sequence[Rule], ctx: Context, on_result: Callable[[CheckResult], None] | None = None, *,
+        pool: Executor | None = None) -> list[CheckResult]:
+    """Run every rule against `ctx`; results come back in the order of `rules`.
+
+    `pool` is an executor the caller keeps for many runs (`kdiag scan` diagnoses thousands of names: a pool per
+    diagnosis would spend more on starting threads than on the checks). Without one, a pool lives for this run.
+    Rules never wait on other rules, only on the probes' own pools, so a shared, bounded pool cannot deadlock.
+    """
     if not rules:
         return []
-    with ThreadPoolExecutor(max_workers=len(rules), thread_name_prefix="kdiag-rule") as pool:
-        futures = [pool.submit(run_one, r, ctx) for r in rules]
-        results = []
-        for fut in futures:
-            result = fut.result()
-            if on_result is not None:
-                on_result(result)
-            results.append(result)
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=len(rules), thread_name_prefix="kdiag-rule") as own:
+            return run(rules, ctx, on_result, pool=own)
+    # The last rule runs in this thread, which would otherwise only wait.
+    futures = [pool.submit(run_one, r, ctx) for r in rules[:-1]]
+    last = run_one(rules[-1], ctx)
+    results = [*(f.result() for f in futures), last]
+    if on_result is not None:
+        for result in results:
+            on_result(result)
     return results
 
 

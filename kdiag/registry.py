@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Iterable, Sequence
 
-from kdiag.errors import RuleLoadError, UsageError
 from kdiag.declare import Rule
+from kdiag.errors import RuleLoadError, UsageError
 
 GROUP = "kdiag.rules"
 

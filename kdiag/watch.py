@@ -29,8 +29,8 @@ from kdiag.model import CheckResult, Status
 from kdiag.probes.dns import Answer, recording
 
 if TYPE_CHECKING:
-    from kdiag.diagnose import Diagnoser, Diagnosis
     from kdiag.declare import Rule
+    from kdiag.diagnose import Diagnoser, Diagnosis
 
 FLOOR = 5.0  # seconds: never ask again sooner (TTL 0 answers, Konnect state polling)
 CEILING = 300.0  # seconds: never wait longer between tries, whatever the TTL

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from kdiag.caa import Caa, RecordVerdict, SetVerdict, Verdict, judge_set, listed_methods
 from kdiag.context import Context
+from kdiag.declare import errored, failed, passed, rule, warned
 from kdiag.model import DnsRecord, Finding, Remediation
 from kdiag.probes.dns import Answer, Record
-from kdiag.declare import errored, failed, passed, rule, warned
 
 CAA_TTL = 3600
 

@@ -1,9 +1,10 @@
 """dns-cname-target: the name is a CNAME, directly or through a short chain, to the Konnect gateway hostname.
 
 Konnect validates a serverless custom domain by its CNAME, and Let's Encrypt reaches the gateway through it.
-The rule asks the resolver for A, AAAA, CNAME and SOA at the name at once; the A answer carries the chain the
-resolver chased. Only when that lookup fails does it walk the chain hop by hop, to tell a loop from a broken
-name server. Each way of getting this wrong has its own code and its own exact fix.
+The rule asks the resolver for A and AAAA at the name at once; the A answer carries the chain the resolver
+chased. A name without a CNAME is then asked for its SOA (is it a zone apex?); only when the A lookup fails
+does the rule walk the chain hop by hop, to tell a loop from a broken name server. Each way of getting this
+wrong has its own code and its own exact fix.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kdiag.context import Context
+from kdiag.declare import errored, failed, passed, rule, warned
 from kdiag.model import DnsRecord, Finding, Remediation
 from kdiag.probes.dns import Answer, Record
-from kdiag.declare import errored, failed, passed, rule, warned
 
 MAX_HOPS = 8
 CNAME_TTL = 300
@@ -56,21 +57,21 @@ class _Expect:
 def dns_cname_target(ctx: Context) -> Finding:
     name = ctx.domain
     expect = _Expect(ctx.options.target, ctx.options.gateway_suffix)
-    a, aaaa, cname, soa = ctx.dns.lookup_many([(name, "A"), (name, "AAAA"), (name, "CNAME"), (name, "SOA")])
-    silent = next((x for x in (a, cname) if not x.answered), None)
-    if silent is not None:
-        return errored("lookup-failed", f"kdiag's resolver gave no answer for {silent.rdtype} {name}: "
-                       f"{silent.describe()}; cannot tell how {name} resolves", server=silent.server)
+    # One round trip for the common case: the A answer carries the chain the resolver chased (a CNAME query
+    # would tell nothing more), and only a name without a CNAME needs the SOA query of the apex check.
+    a, aaaa = ctx.dns.lookup_many([(name, "A"), (name, "AAAA")])
+    if not a.answered:
+        return errored("lookup-failed", f"kdiag's resolver gave no answer for A {name}: {a.describe()}; "
+                       f"cannot tell how {name} resolves", server=a.server)
     facts: dict[str, object] = {"expected_target": ctx.options.target, "expected_suffix": expect.suffix}
-
-    if soa.rcode == "NOERROR" and soa.records and not soa.cnames and soa.records[0].name == name:
-        return _apex(ctx, expect, facts)
-
     if not a.ok:
         return _failed_lookup(ctx, a, expect, facts)
-    chain = list(a.cnames) or list(cname.records)
-    if chain:
-        return _judge_chain(ctx, chain, a, aaaa, expect, facts)
+    if a.cnames:
+        return _judge_chain(ctx, list(a.cnames), a, aaaa, expect, facts)
+
+    soa = ctx.dns.lookup(name, "SOA")
+    if soa.rcode == "NOERROR" and soa.records and not soa.cnames and soa.records[0].name == name:
+        return _apex(ctx, expect, facts)
     addresses = [*a.records, *(aaaa.records if aaaa.ok else ())]
     if not addresses:
         return _missing(ctx, a, expect, facts)

@@ -18,6 +18,7 @@ from typing import Any
 
 from kdiag.caa import Caa, judge_set
 from kdiag.context import Context
+from kdiag.declare import errored, failed, passed, rule, skipped, warned
 from kdiag.konnect.client import (
     REGIONS,
     KonnectAuthError,
@@ -26,7 +27,6 @@ from kdiag.konnect.client import (
 )
 from kdiag.konnect.gateway import SERVERLESS_V0, SERVERLESS_V1, ago, derive_target, parse_time
 from kdiag.model import DnsRecord, Finding, Remediation
-from kdiag.declare import errored, failed, passed, rule, skipped, warned
 
 CNAME_TTL = 300
 # A placeholder the user must replace; shown only when no control plane could be named with certainty.

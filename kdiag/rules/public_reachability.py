@@ -12,9 +12,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from kdiag.context import Context
+from kdiag.declare import errored, failed, passed, rule, skipped, warned
 from kdiag.model import DnsRecord, Finding, Remediation
 from kdiag.probes.http import HttpResult
-from kdiag.declare import errored, failed, passed, rule, skipped, warned
 from kdiag.targets import Destination, Endpoint, describe_address, destination
 
 PORT = 443

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from kdiag.context import Context
+from kdiag.declare import errored, failed, passed, rule, skipped, warned
 from kdiag.letsencrypt import RENEW_AT_FRACTION, TRUSTED_ROOTS, identify
 from kdiag.model import DnsRecord, Finding, Remediation
 from kdiag.probes.tls import (
@@ -30,7 +31,6 @@ from kdiag.probes.tls import (
     served_path,
     verify,
 )
-from kdiag.declare import errored, failed, passed, rule, skipped, warned
 from kdiag.targets import Destination, describe_address, destination
 
 PORT = 443
