@@ -12,44 +12,7 @@ have_bins() { command -v nsd >/dev/null 2>&1 && command -v unbound >/dev/null 2>
 if have_bins; then
     exit 0
 fi
-if [ "$(id -u)" != 0 ]; then
-    say "nsd and unbound are not installed, and installing them needs root: sudo $0" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    say "nsd and unbound are not installed and there is no apt-get here; install them by hand" >&2
-    exit 1
-fi
-
-log=$(mktemp)
-policy=/usr/sbin/policy-rc.d
-cleanup() {
-    [ -n "${own_policy:-}" ] && rm -f "$policy"
-    rm -f "$log"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-# Keep the packages' maintainer scripts from starting the stock daemons on port 53: invoke-rc.d and
-# deb-systemd-invoke ask policy-rc.d, and 101 means "action forbidden". One already there (Docker's) stays.
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    own_policy=1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-install_pkgs() { apt-get install -y -q --no-install-recommends nsd unbound >>"$log" 2>&1; }
-# apt-get update only when the package lists do not know the packages, or are too stale to fetch them.
-if ! apt-cache show nsd unbound >/dev/null 2>&1 || ! install_pkgs; then
-    say "updating the package lists"
-    if ! { apt-get update -q >>"$log" 2>&1 && install_pkgs; }; then
-        cat "$log" >&2
-        say "could not install nsd and unbound (apt output above)" >&2
-        exit 1
-    fi
-fi
-say "installed nsd and unbound"
+sh "$(dirname "$0")/apt-install.sh" install-bed nsd unbound
 
 # Where no policy-rc.d could stop them (or systemd ignored it), stop the stock daemons this install started:
 # by their pidfiles, never by name.

@@ -13,45 +13,7 @@ have_bin() { command -v prometheus >/dev/null 2>&1; }
 if have_bin; then
     exit 0
 fi
-if [ "$(id -u)" != 0 ]; then
-    say "prometheus is not installed, and installing it needs root: sudo $0" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    say "prometheus is not installed and there is no apt-get here; install it by hand" >&2
-    exit 1
-fi
-
-log=$(mktemp)
-policy=/usr/sbin/policy-rc.d
-cleanup() {
-    [ -n "${own_policy:-}" ] && rm -f "$policy"
-    rm -f "$log"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-# Keep the package's maintainer scripts from starting the stock service (port 9090, /var/lib/prometheus):
-# invoke-rc.d and deb-systemd-invoke ask policy-rc.d, and 101 means "action forbidden". One already there
-# (Docker's) stays.
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    own_policy=1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-install_pkgs() { apt-get install -y -q --no-install-recommends prometheus >>"$log" 2>&1; }
-# apt-get update only when the package lists do not know the package, or are too stale to fetch it.
-if ! apt-cache show prometheus >/dev/null 2>&1 || ! install_pkgs; then
-    say "updating the package lists"
-    if ! { apt-get update -q >>"$log" 2>&1 && install_pkgs; }; then
-        cat "$log" >&2
-        say "could not install prometheus (apt output above)" >&2
-        exit 1
-    fi
-fi
-say "installed prometheus"
+sh "$(dirname "$0")/apt-install.sh" install-prometheus prometheus
 
 # Where no policy-rc.d could stop it (or systemd ignored it), stop the stock service this install started:
 # through systemd when it runs the machine, else by the pid of the packaged binary, never by name.

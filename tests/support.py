@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import os
+
 from kdiag.context import Context, Options
+from kdiag.declare import Rule
 from kdiag.engine import run_one
 from kdiag.model import CheckResult
 from kdiag.probes.dns import Dns, Nameserver
-from kdiag.declare import Rule
 
 GATEWAY = "9e454bcfec.kongcloud.dev"
+
+
+def nameserver_arg(server: object) -> str:
+    """`--nameserver` for a FakeDns (anything with `.address`): HOST:PORT."""
+    host, port = server.address  # type: ignore[attr-defined]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def kdiag_env() -> dict[str, str]:
+    """The environment for a kdiag subprocess: no plugins, no colour or width settings, never a real Konnect
+    token (a test must not send traffic to Konnect)."""
+    drop = ("NO_COLOR", "KONNECT_TOKEN", "KONNECT_URL", "KDIAG_DEBUG", "COLUMNS")
+    environ = {k: v for k, v in os.environ.items() if k not in drop}
+    environ["KDIAG_NO_PLUGINS"] = "1"
+    return environ
 
 
 def check(rule: Rule, host: str, port: int, name: str, *, target: str | None = GATEWAY,

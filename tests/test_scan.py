@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from kdiag.model import Status
 from kdiag.scan import BadLine, Item, parse, read_lines, run_scan
 from tests.fakedns import FakeDns
 from tests.konnect_helpers import kdiag
+from tests.support import kdiag_env as env
+from tests.support import nameserver_arg as ns
 
 ZONES = Path(__file__).resolve().parent.parent / "fixtures" / "zones"
 GATEWAY = "9e454bcfec.kongcloud.dev"
@@ -35,18 +36,6 @@ SLOW = "slow.cname-cases.com"  # never answered by the `slow_dns` resolver: each
 def slow_dns() -> Iterator[FakeDns]:
     with FakeDns(ZONES, overrides={(f"{SLOW}.", "*"): "DROP"}) as fake:
         yield fake
-
-
-def ns(fake: FakeDns) -> str:
-    host, port = fake.address
-    return f"{host}:{port}"
-
-
-def env() -> dict[str, str]:
-    drop = ("NO_COLOR", "KONNECT_TOKEN", "KONNECT_URL", "KDIAG_DEBUG", "COLUMNS")
-    environ = {k: v for k, v in os.environ.items() if k not in drop}
-    environ["KDIAG_NO_PLUGINS"] = "1"
-    return environ
 
 
 INPUT = """\

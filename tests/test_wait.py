@@ -7,7 +7,6 @@ zone" swaps the zone the fake serves while kdiag waits (the fake has no cache, s
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from kdiag.watch import FLOOR, next_delay, parse_duration
 from tests.fakedns import FakeDns
 from tests.konnect_emulator import KonnectEmulator
 from tests.konnect_helpers import GATEWAY, kdiag
+from tests.support import kdiag_env as env
+from tests.support import nameserver_arg as ns
 
 ZONES = Path(__file__).resolve().parent.parent / "fixtures" / "zones"
 DNS_RULES = "dns-cname-target,caa-permits-letsencrypt"
@@ -45,18 +46,6 @@ def own_dns() -> Iterator[FakeDns]:
     """A fake resolver of this test's own, whose zones the test may change."""
     with FakeDns(ZONES) as fake:
         yield fake
-
-
-def ns(fake: FakeDns) -> str:
-    host, port = fake.address
-    return f"{host}:{port}"
-
-
-def env() -> dict[str, str]:
-    drop = ("NO_COLOR", "KONNECT_TOKEN", "KONNECT_URL", "KDIAG_DEBUG", "COLUMNS")
-    environ = {k: v for k, v in os.environ.items() if k not in drop}
-    environ["KDIAG_NO_PLUGINS"] = "1"
-    return environ
 
 
 def start(*args: str) -> subprocess.Popen[str]:

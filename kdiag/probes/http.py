@@ -16,15 +16,13 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import ssl
-import threading
 import time
 from dataclasses import dataclass
 
 from kdiag import __version__
 from kdiag.probes.cache import SingleFlightCache
-from kdiag.probes.tls import NOT_CONNECTED, connect
+from kdiag.probes.tls import NOT_CONNECTED, connect, deadline
 
 HTTP_ERROR = "http-error"  # TLS worked, the HTTP exchange did not (timeout, garbage, closed)
 MAX_BODY = 16384
@@ -116,20 +114,8 @@ def get(address: str, port: int, host: str, timeout: float) -> HttpResult:
     tls, outcome, error, alert = connect(address, port, host, timeout, alpn=("http/1.1",))
     if tls is None:
         return done(outcome, error, alert)
-    # The socket timeout bounds each read; a server trickling one byte per read would still hold kdiag for
-    # minutes, so the whole response also has a deadline: shutting the socket down wakes the blocked read.
-    aborted = threading.Event()
-
-    def abort() -> None:
-        aborted.set()
-        try:
-            socket.socket.shutdown(tls, socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    timer = threading.Timer(timeout, abort)
-    timer.daemon = True
-    timer.start()
+    # The whole response has a deadline too, not only each read (see kdiag.probes.tls.deadline).
+    aborted, timer = deadline(tls, timeout)
     try:
         request = (f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kdiag/{__version__}\r\n"
                    "Accept: application/json\r\nConnection: close\r\n\r\n")

@@ -94,6 +94,27 @@ def client_context() -> ssl.SSLContext:
     return ctx
 
 
+def deadline(sock: socket.socket, timeout: float) -> tuple[threading.Event, threading.Timer]:
+    """Shut `sock` down after `timeout` seconds, which wakes a read blocked on it; returns (fired, timer).
+
+    A socket timeout bounds each read, not a whole exchange: a peer that trickles one byte per read would hold
+    kdiag for minutes. Callers cancel the timer when done and check `fired` to tell a deadline from an error.
+    """
+    fired = threading.Event()
+
+    def fire() -> None:
+        fired.set()
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    timer = threading.Timer(timeout, fire)
+    timer.daemon = True
+    timer.start()
+    return fired, timer
+
+
 def connect(address: str, port: int, sni: str, timeout: float,
             alpn: Sequence[str] = ()) -> tuple[ssl.SSLSocket | None, str, str, str]:
     """TCP connect then TLS handshake; returns (socket or None, outcome, error, alert). Never raises.
@@ -113,19 +134,8 @@ def connect(address: str, port: int, sni: str, timeout: float,
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     # The socket timeout bounds each read; a server dribbling its handshake byte by byte gets a deadline for
-    # the whole handshake too (shutting the socket down wakes the blocked read).
-    aborted = threading.Event()
-
-    def abort() -> None:
-        aborted.set()
-        try:
-            raw.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    timer = threading.Timer(timeout, abort)
-    timer.daemon = True
-    timer.start()
+    # the whole handshake too.
+    aborted, timer = deadline(raw, timeout)
     try:
         tls = ctx.wrap_socket(raw, server_hostname=sni)
     except TimeoutError:
