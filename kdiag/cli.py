@@ -442,14 +442,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         code = 0
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        _fail(f"{exc.format_message()}{hint}")
+        _fail(f"{exc.format_message()}{hint}", args)
     except KdiagError as exc:
-        _fail(str(exc))
+        _fail(str(exc), args)
     except click.Abort:
         click.echo("kdiag: interrupted", err=True)
         code = 130
     except click.ClickException as exc:
-        _fail(exc.format_message())
+        _fail(exc.format_message(), args)
     except BrokenPipeError:
         # `kdiag … | head`: the reader went away; not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -457,10 +457,20 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except Exception as exc:  # last line of defence: one line, never a traceback
         if os.environ.get("KDIAG_DEBUG"):
             raise
-        _fail(f"internal error: {type(exc).__name__}: {exc} (set KDIAG_DEBUG=1 for a traceback)")
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set KDIAG_DEBUG=1 for a traceback)", args)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"kdiag: error: {' '.join(message.split())}", err=True)
+def _fail(message: str, argv: Sequence[str] = ()) -> NoReturn:
+    line = " ".join(message.split())
+    click.echo(f"kdiag: error: {line}", err=True)
+    if _wants_nagios(argv):
+        # Nagios reads stdout only: without this line it would show "(No output returned from plugin)".
+        click.echo(f"KDIAG UNKNOWN - {line}")
     sys.exit(EXIT_UNKNOWN)
+
+
+def _wants_nagios(argv: Sequence[str]) -> bool:
+    args = list(argv)
+    return any(a in ("--format=nagios", "-fnagios") or (a in ("--format", "-f") and args[i + 1:i + 2] == ["nagios"])
+               for i, a in enumerate(args))

@@ -8,7 +8,7 @@ Between tries kdiag respects the DNS TTLs rather than hammering the resolver: ea
 the first of those answers behind a failing (or erroring) check may have changed — its smallest TTL (for a
 negative answer, the SOA's negative-caching TTL) — clamped to [`FLOOR`, `CEILING`]. A failing check no DNS
 answer decided (Konnect still setting the domain up, say) is tried again after `FLOOR`. `--wait-interval`
-replaces all of that with a fixed interval. The DNS cache is cleared before every try.
+replaces all of that with a fixed interval. The DNS, TLS and HTTP caches are cleared before every try.
 
 With `readd=True` (and a Konnect client), once the DNS and CAA checks pass while konnect-domain-status still
 reports Konnect's failed one-time validation, the domain is removed and added again (the same operation as
@@ -138,7 +138,7 @@ class Watcher:
         tries = readds = 0
         try:
             while True:
-                self.diagnoser.dns.clear()
+                self.diagnoser.clear_caches()  # DNS answers, handshakes, HTTP: all may have changed
                 self._answers.clear()
                 last = self.diagnoser.diagnose(name, target)
                 tries += 1

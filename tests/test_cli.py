@@ -149,6 +149,15 @@ def test_bad_flags_exit_3_with_one_line(kdiag_inproc, args, words):
     assert_one_error_line(err, *words)
 
 
+@pytest.mark.parametrize("fmt", [["--format", "nagios"], ["-f", "nagios"], ["--format=nagios"]])
+def test_a_usage_error_still_gives_nagios_a_line_on_stdout(kdiag_inproc, fmt):
+    # Nagios reads stdout only; an empty stdout shows as "(No output returned from plugin)"
+    code, out, err = kdiag_inproc("domain", "bad..name", *fmt)
+    assert code == 3
+    assert out == "KDIAG UNKNOWN - bad..name has an empty label\n"
+    assert_one_error_line(err, "empty label")
+
+
 def test_a_missing_name_is_a_usage_error(kdiag_inproc):
     code, out, err = kdiag_inproc("domain")
     assert code == 3 and out == ""
