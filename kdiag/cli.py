@@ -224,10 +224,12 @@ def domain(obj: dict[str, Any], /, name: str, target: str | None, fmt: str, outp
     if diagnosis.resolver_silent:
         # Nothing was learnt about the domain: one line rather than a table of identical errors. Machine formats
         # still get their document (status error, exit 3): Nagios reads stdout only.
+        error = UsageError(f"the resolver ({servers}) did not answer any query within {settings.timeout:g} s; "
+                           "check --nameserver or the network")
         if fmt != "table":
             _emit(fmt, report, output, color=False, expiry_warn_days=settings.expiry_warn_days)
-        raise UsageError(f"the resolver ({servers}) did not answer any query within {settings.timeout:g} s; "
-                         "check --nameserver or the network")
+            error.reported = True
+        raise error
     # no-color.org: NO_COLOR set to a non-empty value turns colour off.
     color = fmt == "table" and not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
     _emit(fmt, report, output, color=color and output is None, expiry_warn_days=settings.expiry_warn_days)
@@ -444,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _fail(f"{exc.format_message()}{hint}", args)
     except KdiagError as exc:
-        _fail(str(exc), args)
+        # (a report already printed on stdout, as for a silent resolver, needs no second Nagios line)
+        _fail(str(exc), () if exc.reported else args)
     except click.Abort:
         click.echo("kdiag: interrupted", err=True)
         code = 130
@@ -471,6 +474,9 @@ def _fail(message: str, argv: Sequence[str] = ()) -> NoReturn:
 
 
 def _wants_nagios(argv: Sequence[str]) -> bool:
+    """Nagios reads this run's stdout: --format nagios without --output FILE."""
     args = list(argv)
+    if any(a in ("-o", "--output") or a.startswith("--output=") for a in args):
+        return False
     return any(a in ("--format=nagios", "-fnagios") or (a in ("--format", "-f") and args[i + 1:i + 2] == ["nagios"])
                for i, a in enumerate(args))

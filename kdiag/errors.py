@@ -11,6 +11,10 @@ from __future__ import annotations
 class KdiagError(Exception):
     """An error the CLI reports in one line; never a traceback."""
 
+    # True when the run already printed its machine-readable document on stdout (e.g. a Nagios line for a
+    # silent resolver), so the CLI must not add a second one.
+    reported: bool = False
+
 
 class UsageError(KdiagError):
     """The user asked for something kdiag cannot do as asked."""
