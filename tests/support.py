@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 from kdiag.context import Context, Options
 from kdiag.declare import Rule
@@ -45,3 +46,23 @@ def zone_lines(result: CheckResult, field: str) -> list[str]:
     if field == "delete":
         lines = [" ".join([line.split(" ")[0], "300", *line.split(" ")[2:]]) for line in lines]
     return lines
+
+
+class Run(NamedTuple):
+    exit_code: int
+    output: str
+
+
+def kdiag_domain_inproc(fake_dns: object, *args: str, monkeypatch: object) -> Run:
+    """`kdiag domain … --nameserver <fake_dns>` in-process (no plugins, no Konnect token); the exit code is the
+    command's, as kdiag.cli.main would exit with."""
+    from click.testing import CliRunner
+
+    from kdiag.cli import cli
+
+    monkeypatch.delenv("KONNECT_TOKEN", raising=False)  # type: ignore[attr-defined]
+    res = CliRunner().invoke(cli, ["domain", *args, "--nameserver", nameserver_arg(fake_dns), "--timeout", "2",
+                                   "--no-color"], obj={"plugins": False}, standalone_mode=False)
+    if res.exception is not None:
+        raise res.exception
+    return Run(res.return_value, res.output)

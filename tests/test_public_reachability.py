@@ -7,14 +7,13 @@ import json
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from kdiag.cli import cli
 from kdiag.model import Status
 from kdiag.probes.http import Http
 from kdiag.rules.public_reachability import public_reachability
 from tests.fakedns import FakeDns
 from tests.pki import leaf
+from tests.support import kdiag_domain_inproc
 from tests.tlsservers import (
     KONG_HEADERS_OFF,
     KONG_NO_ROUTE,
@@ -214,13 +213,7 @@ def test_silent_resolver_is_an_error(zones_dir):
 
 
 def _kdiag(fake_dns, *args: str, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.delenv("KONNECT_TOKEN", raising=False)
-    host, port = fake_dns.address
-    res = CliRunner().invoke(cli, ["domain", *args, "--nameserver", f"{host}:{port}", "--timeout", "2",
-                                   "--no-color"], obj={"plugins": False}, standalone_mode=False)
-    if res.exception is not None:
-        raise res.exception
-    return res.return_value, res.output
+    return kdiag_domain_inproc(fake_dns, *args, monkeypatch=monkeypatch)
 
 
 def test_cli_private_addresses_fail_with_exit_2_and_the_fix(fake_dns, monkeypatch):

@@ -12,14 +12,13 @@ import json
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from kdiag.cli import cli
 from kdiag.model import Status
 from kdiag.probes.tls import Tls, covers
 from kdiag.rules.tls_certificate import tls_certificate
 from tests.fakedns import FakeDns
 from tests.pki import DAY, intermediate, leaf, now, root
+from tests.support import kdiag_domain_inproc
 from tests.tlsservers import KongLikeServer, Staller, net_check, refusing_port
 
 GW = "9e454bcfec.kongcloud.dev"
@@ -307,20 +306,8 @@ def test_without_a_tls_client_the_rule_skips(fake_dns):
 # -- through the CLI: the issue's "Done when" ------------------------------------------------------------------
 
 
-class Run:
-    def __init__(self, exit_code: int, output: str) -> None:
-        self.exit_code, self.output = exit_code, output
-
-
-def _kdiag(fake_dns, *args: str, monkeypatch) -> Run:  # type: ignore[no-untyped-def]
-    """`kdiag domain …` in-process; the exit code is the command's, as kdiag.cli.main would exit with."""
-    monkeypatch.delenv("KONNECT_TOKEN", raising=False)
-    host, port = fake_dns.address
-    res = CliRunner().invoke(cli, ["domain", *args, "--nameserver", f"{host}:{port}", "--timeout", "2",
-                                   "--no-color"], obj={"plugins": False}, standalone_mode=False)
-    if res.exception is not None:
-        raise res.exception
-    return Run(res.return_value, res.output)
+def _kdiag(fake_dns, *args: str, monkeypatch):  # type: ignore[no-untyped-def]
+    return kdiag_domain_inproc(fake_dns, *args, monkeypatch=monkeypatch)
 
 
 @pytest.fixture(scope="module")
