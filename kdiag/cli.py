@@ -204,9 +204,16 @@ def domain(obj: dict[str, Any], /, name: str, target: str | None, fmt: str, outp
       kdiag domain my.example.com --wait --readd
     """
     from kdiag.diagnose import Diagnoser
+    from kdiag.names import InvalidName, normalize_domain, normalize_target
 
     if not wait and (readd or wait_interval is not None):
         raise UsageError("--readd and --wait-interval only make sense with --wait")
+    try:  # bad input is rejected before any client (resolver, Konnect) is even built
+        normalize_domain(name)
+        if target:
+            normalize_target(target)
+    except InvalidName as exc:
+        raise UsageError(str(exc)) from None
     settings = _settings_from(obj, given)
     with Diagnoser(settings) as diagnoser:
         if wait:
