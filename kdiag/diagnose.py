@@ -7,6 +7,7 @@ one DNS cache shared by every diagnosis — and `diagnose(name, target)` returns
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -141,17 +142,17 @@ def _make_konnect(settings: Settings, transport: Any) -> tuple[Any, str | None]:
     """(The Konnect client when KONNECT_TOKEN is set, else None; the normalised --control-plane).
 
     The token's shape and the control-plane id are checked here, before any request."""
-    from kdiag.konnect.client import KonnectClient, check_token, token_from_env
-
     control_plane = settings.control_plane
     if control_plane is not None:
         try:
             control_plane = str(uuid.UUID(control_plane))
         except ValueError:
             raise UsageError(f"--control-plane {control_plane!r} is not a UUID") from None
+    if not os.environ.get("KONNECT_TOKEN", "").strip():
+        return None, control_plane  # without a token there is no client, and no need to import httpx
+    from kdiag.konnect.client import KonnectClient, check_token, token_from_env
+
     token = token_from_env()
-    if token is None:
-        return None, control_plane
     return KonnectClient(check_token(token), region=settings.region, base_url=settings.konnect_url,
                          transport=transport, timeout=max(settings.timeout, 1.0)), control_plane
 

@@ -165,7 +165,7 @@ def cp_create(name: str, description: str | None, v1: bool, fmt: str, **options:
         raise UsageError(f"control plane name must be 2 to 256 characters (got {len(name)})")
     if description is not None and len(description) > 2048:
         raise UsageError(f"--description must be at most 2048 characters (got {len(description)})")
-    from kdiag.konnect.client import KonnectConflict, KonnectError
+    from kdiag.konnect.errors import KonnectConflict, KonnectError
     from kdiag.konnect.gateway import SERVERLESS_V0, SERVERLESS_V1, derive_target
 
     cluster_type = SERVERLESS_V1 if v1 else SERVERLESS_V0
@@ -226,7 +226,7 @@ def dp_create(control_plane: str, dataplane_region: str | None, fmt: str, **opti
     dp_region = (dataplane_region or settings.region).strip()
     if not re.match(r"^[a-z0-9-]{2,32}$", dp_region):
         raise UsageError(f"--dataplane-region {dp_region!r} is not a region name (e.g. us)")
-    from kdiag.konnect.client import KonnectConflict
+    from kdiag.konnect.errors import KonnectConflict
 
     groups = [{"provider": DP_PROVIDER, "region": dp_region}]
     body: dict[str, Any] = {"control_plane_id": cp_id, "control_plane_geo": settings.region, "kind": CONFIG_KIND,
@@ -259,7 +259,7 @@ def _same_groups(conf: dict[str, Any], wanted: list[dict[str, str]]) -> bool:
 
 
 def _get_cp(client: KonnectClient, cp_id: str, region: str) -> dict[str, Any]:
-    from kdiag.konnect.client import KonnectError, KonnectNotFound
+    from kdiag.konnect.errors import KonnectError, KonnectNotFound
 
     try:
         return client.get_control_plane(cp_id, region)
@@ -287,7 +287,7 @@ def domain() -> None:
 def domain_add(name: str, control_plane: str, poll_interval: float, wait_timeout: float, fmt: str,
                **options: Any) -> None:
     """Add NAME to a control plane; print the CNAME record to create and the next step."""
-    from kdiag.konnect.client import KonnectConflict, KonnectError
+    from kdiag.konnect.errors import KonnectConflict, KonnectError
 
     name = _domain_name(name)
     cp_id = _uuid(control_plane, "--control-plane")
@@ -380,7 +380,7 @@ def domain_remove(name: str, fmt: str, **options: Any) -> None:
 
 
 def _delete(client: KonnectClient, dom: dict[str, Any]) -> None:
-    from kdiag.konnect.client import KonnectNotFound
+    from kdiag.konnect.errors import KonnectNotFound
 
     try:
         client.delete_custom_domain(str(dom["id"]))
@@ -390,7 +390,7 @@ def _delete(client: KonnectClient, dom: dict[str, Any]) -> None:
 
 def _wait_gone(client: KonnectClient, name: str, interval: float, timeout: float,
                sleep: Callable[[float], None] = time.sleep) -> None:
-    from kdiag.konnect.client import KonnectError
+    from kdiag.konnect.errors import KonnectError
 
     deadline = time.monotonic() + timeout
     while True:
@@ -431,7 +431,7 @@ def readd_domain(client: KonnectClient, name: str, *, region: str, poll_interval
     """Remove NAME, wait for it to go, add it again to the same control plane and geo: (new domain, geo).
 
     Shared by `kdiag konnect domain readd` and `kdiag domain NAME --wait --readd`."""
-    from kdiag.konnect.client import KonnectError
+    from kdiag.konnect.errors import KonnectError
 
     old = client.find_custom_domain(name)
     if old is None:
@@ -466,7 +466,7 @@ def secure_backend(control_plane: str, service: str, header: str, secret_env: st
     client sent) and `add` (sets it when absent), so a client can neither omit nor override it. The secret is
     read from an environment variable or stdin, never from the command line, and is never printed.
     """
-    from kdiag.konnect.client import KonnectError, KonnectNotFound
+    from kdiag.konnect.errors import KonnectError, KonnectNotFound
 
     cp_id = _uuid(control_plane, "--control-plane")
     svc_id = _uuid(service, "--service")

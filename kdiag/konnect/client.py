@@ -32,7 +32,14 @@ from typing import Any
 import httpx
 
 from kdiag import __version__
-from kdiag.errors import KdiagError
+from kdiag.konnect.errors import (
+    KonnectAuthError,
+    KonnectConflict,
+    KonnectError,
+    KonnectNotFound,
+    KonnectTokenError,
+    KonnectUnavailable,
+)
 from kdiag.konnect.regions import DEFAULT_TIMEOUT, REGIONS
 
 __all__ = ["REGIONS", "KonnectClient", "KonnectError", "check_token", "token_from_env"]
@@ -50,35 +57,6 @@ MAX_RETRY_WAIT = 60.0
 # kong-operator's fallback when a 429 carries no Retry-After (DefaultRateLimitRetryAfter).
 DEFAULT_RETRY_AFTER = 15.0
 REDACTED = "[REDACTED]"
-
-
-class KonnectError(KdiagError):
-    """A Konnect request failed; `str()` is one line naming the request and what Konnect said."""
-
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
-
-
-class KonnectTokenError(KonnectError):
-    """KONNECT_TOKEN is missing or malformed; nothing was sent."""
-
-
-class KonnectAuthError(KonnectError):
-    """401 or 403."""
-
-
-class KonnectNotFound(KonnectError):
-    """404."""
-
-
-class KonnectConflict(KonnectError):
-    """409."""
-
-
-class KonnectUnavailable(KonnectError):
-    """Konnect could not be asked: unreachable, timed out, 5xx or rate limited after the retries."""
 
 
 def check_token(token: str | None) -> str:

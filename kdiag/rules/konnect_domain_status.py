@@ -19,13 +19,13 @@ from typing import Any
 from kdiag.caa import Caa, judge_set
 from kdiag.context import Context
 from kdiag.declare import errored, failed, passed, rule, skipped, warned
-from kdiag.konnect.client import (
-    REGIONS,
+from kdiag.konnect.errors import (
     KonnectAuthError,
     KonnectError,
     KonnectTokenError,
 )
 from kdiag.konnect.gateway import SERVERLESS_V0, SERVERLESS_V1, ago, derive_target, parse_time
+from kdiag.konnect.regions import REGIONS
 from kdiag.model import DnsRecord, Finding, Remediation
 
 CNAME_TTL = 300
