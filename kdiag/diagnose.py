@@ -54,20 +54,19 @@ class Diagnosis:
 class Diagnoser:
     """Rules, clients and a DNS cache built once; `diagnose()` may be called many times, from many threads."""
 
-    def __init__(self, settings: Settings, *, dns: Dns | None = None, konnect_transport: Any = None,
-                 dns_cache_size: int = 4096, dns_workers: int = 16) -> None:
+    def __init__(self, settings: Settings, *, dns_cache_size: int = 4096, dns_workers: int = 16) -> None:
         self.settings = settings
         methods = tuple(m.strip() for m in settings.validation_methods if m.strip())
         if not methods:
             raise UsageError("--validation-methods needs at least one method, e.g. http-01")
         self.rules = select(load_rules(plugins=settings.plugins), split_ids(settings.only), split_ids(settings.skip))
         overrides, self.tls, self.http = _make_net(settings)
-        self.konnect, control_plane = _make_konnect(settings, konnect_transport)
+        self.konnect, control_plane = _make_konnect(settings)
         self._options = Options(validation_methods=methods, expiry_warn_days=settings.expiry_warn_days,
                                 control_plane=control_plane, **overrides)
         # Every rule fans its questions out through the Dns pool; `scan` runs many diagnoses at once and needs
         # more workers than one diagnosis (16), or the pool rather than the network would cap its rate.
-        self.dns = dns if dns is not None else _make_dns(settings, dns_cache_size, dns_workers)
+        self.dns = _make_dns(settings, dns_cache_size, dns_workers)
         # One pool for the rules of every diagnosis this Diagnoser runs (see kdiag.engine.run).
         self._rule_pool = ThreadPoolExecutor(max_workers=max(len(self.rules), dns_workers),
                                              thread_name_prefix="kdiag-rule")
@@ -138,7 +137,7 @@ def _make_net(settings: Settings) -> tuple[dict[str, Any], Any, Any]:
     return overrides, tls, Http(timeout=settings.timeout)
 
 
-def _make_konnect(settings: Settings, transport: Any) -> tuple[Any, str | None]:
+def _make_konnect(settings: Settings) -> tuple[Any, str | None]:
     """(The Konnect client when KONNECT_TOKEN is set, else None; the normalised --control-plane).
 
     The token's shape and the control-plane id are checked here, before any request."""
@@ -154,7 +153,7 @@ def _make_konnect(settings: Settings, transport: Any) -> tuple[Any, str | None]:
 
     token = token_from_env()
     return KonnectClient(check_token(token), region=settings.region, base_url=settings.konnect_url,
-                         transport=transport, timeout=max(settings.timeout, 1.0)), control_plane
+                         timeout=max(settings.timeout, 1.0)), control_plane
 
 
 def _make_dns(settings: Settings, cache_size: int, workers: int) -> Dns:

@@ -81,16 +81,13 @@ def _client(settings: Settings) -> KonnectClient:
     """The client, after KONNECT_TOKEN's shape was checked (nothing has been sent yet)."""
     from kdiag.konnect.client import KonnectClient, check_token, token_from_env
 
-    obj = click.get_current_context().find_object(dict) or {}
     token = check_token(token_from_env())
 
     def debug(line: str) -> None:
         click.echo(f"kdiag: debug: {line}", err=True)
 
     return KonnectClient(token, region=settings.region, base_url=settings.konnect_url,
-                         transport=obj.get("konnect_transport"), timeout=settings.timeout,
-                         debug=debug if settings.debug else None,
-                         sleep=obj.get("konnect_sleep", time.sleep))
+                         timeout=settings.timeout, debug=debug if settings.debug else None)
 
 
 def _uuid(value: str, option: str) -> str:

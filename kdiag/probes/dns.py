@@ -208,11 +208,6 @@ class Dns:
         self._stats.cache_hits = self._cache.hits
         return self._stats
 
-    @property
-    def silent(self) -> bool:
-        """True when queries were sent and the resolver answered none of them: kdiag itself is blind."""
-        return self.stats.queries > 0 and self.stats.answered == 0
-
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
