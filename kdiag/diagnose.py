@@ -11,7 +11,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,8 +78,6 @@ class Diagnoser:
             expected = normalize_target(target) if target else None
         except InvalidName as exc:
             raise UsageError(str(exc)) from None
-        from dataclasses import replace
-
         options = replace(self._options, target=expected)
         ctx = Context(domain=normalized.name, dns=self.dns, options=options, tls=self.tls, http=self.http,
                       konnect=self.konnect)
