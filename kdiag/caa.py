@@ -46,6 +46,13 @@ class Caa:
         return bool(self.flags & (128 | 1))
 
 
+def from_wire(flags: int, tag: bytes, value: bytes) -> Caa:
+    """A served record's fields as `Caa`. surrogateescape keeps bytes that are not UTF-8 recoverable, so a record
+    rebuilt from it is the served one byte for byte; Boulder sees such bytes as non-ASCII runes too, which its
+    grammar rejects, and no known tag or issuer domain can contain them."""
+    return Caa(flags, tag.decode("ascii", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+
+
 class MalformedValue(ValueError):
     """The issue value breaks Boulder's grammar; Boulder skips such a record."""
 

@@ -361,8 +361,8 @@ def scan(obj: dict[str, Any], /, file: str, target: str | None, concurrency: int
         if fmt == "jsonl":
             click.echo(jsonl_line(bad.as_dict()))
 
-    with stream as lines, Diagnoser(settings, dns_cache_size=DNS_CACHE, dns_workers=max(16, 4 * concurrency)) \
-            as diagnoser:
+    with stream as lines, Diagnoser(settings, dns_cache_size=DNS_CACHE, dns_workers=max(16, 4 * concurrency),
+                                    parallel_rules=False) as diagnoser:
         outcome = run_scan(parse(read_lines(lines), default_target), diagnoser, concurrency=concurrency,
                            on_row=on_row, on_bad=on_bad, keep_rows=fmt == "table",
                            on_progress=progress.update if progress is not None else None)

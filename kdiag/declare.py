@@ -11,7 +11,7 @@ third-party rules arrive through the `kdiag.rules` entry-point group (see `kdiag
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kdiag.context import Context
 
 CheckFn = Callable[["Context"], Finding]
+AsksFn = Callable[[str], Iterable[tuple[str, str]]]
 
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -34,6 +35,10 @@ class Rule:
         title: what "pass" means, as a sentence.
         codes: every short code the rule may emit, with a one-line meaning.
         origin: "built in", or the distribution name of the plugin that supplied the rule.
+        asks: optional; given a domain, the DNS questions `(name, type)` the rule always asks first for it.
+            Only an optimisation: `kdiag scan` asks them for a whole batch of domains at once before
+            diagnosing it, so the rule then finds the answers cached. A question the rule would not ask costs
+            a wasted query; one it asks but does not declare costs a round trip of its own.
     """
 
     id: str
@@ -41,6 +46,7 @@ class Rule:
     check: CheckFn = field(compare=False)
     codes: Mapping[str, str]
     origin: str = "built in"
+    asks: AsksFn | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not _ID.match(self.id):
@@ -54,11 +60,11 @@ class Rule:
         return f"{self.id}[{short}]"
 
 
-def rule(id: str, title: str, *, codes: Mapping[str, str]) -> Callable[[CheckFn], Rule]:
+def rule(id: str, title: str, *, codes: Mapping[str, str], asks: AsksFn | None = None) -> Callable[[CheckFn], Rule]:
     """Declare a rule: `@rule("dns-cname-target", "…", codes={...})` over `def check(ctx) -> Finding`."""
 
     def declare(fn: CheckFn) -> Rule:
-        return Rule(id=id, title=title, check=fn, codes=dict(codes))
+        return Rule(id=id, title=title, check=fn, codes=dict(codes), asks=asks)
 
     return declare
 

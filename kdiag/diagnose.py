@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -54,8 +55,12 @@ class Diagnosis:
 class Diagnoser:
     """Rules, clients and a DNS cache built once; `diagnose()` may be called many times, from many threads."""
 
-    def __init__(self, settings: Settings, *, dns_cache_size: int = 4096, dns_workers: int = 16) -> None:
+    def __init__(self, settings: Settings, *, dns_cache_size: int = 4096, dns_workers: int = 16,
+                 parallel_rules: bool = True) -> None:
         self.settings = settings
+        # `domain` and `serve` run one name's rules side by side (its time is the longest chain of round
+        # trips); `scan` runs many names side by side instead (see kdiag.engine.run).
+        self.parallel_rules = parallel_rules
         methods = tuple(m.strip() for m in settings.validation_methods if m.strip())
         if not methods:
             raise UsageError("--validation-methods needs at least one method, e.g. http-01")
@@ -84,7 +89,7 @@ class Diagnoser:
         started_at = datetime.now(UTC)
         started = time.monotonic()
         before = (self.dns.stats.queries, self.dns.stats.answered)
-        results: list[CheckResult] = run(self.rules, ctx, pool=self._rule_pool)
+        results: list[CheckResult] = run(self.rules, ctx, pool=self._rule_pool, parallel=self.parallel_rules)
         asked = self.dns.stats.queries - before[0]
         answered = self.dns.stats.answered - before[1]
         report = Report(
@@ -96,6 +101,22 @@ class Diagnoser:
             notes=normalized.notes,
         )
         return Diagnosis(report, resolver_silent=asked > 0 and answered == 0)
+
+    def prefetch(self, names: Iterable[str]) -> int:
+        """Ask, all at once, the DNS questions the rules declare they ask first (`Rule.asks`) for every name;
+        the diagnoses of these names then find the answers cached. Names must be normalised (scan's input
+        is). Returns how many questions went out."""
+        asks = [r.asks for r in self.rules if r.asks is not None]
+        if not asks:
+            return 0
+        questions: list[tuple[str, str]] = []
+        for name in names:
+            for ask in asks:
+                try:
+                    questions.extend(ask(name))
+                except Exception:  # noqa: BLE001 - only an optimisation; the rule itself will show its bug
+                    continue
+        return self.dns.prefetch(questions)
 
     def clear_caches(self) -> None:
         """Forget cached DNS answers, handshakes and HTTP responses, so the next diagnosis sees fresh data

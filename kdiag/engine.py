@@ -21,15 +21,23 @@ ENGINE_CODES = {
 
 
 def run(rules: Sequence[Rule], ctx: Context, on_result: Callable[[CheckResult], None] | None = None, *,
-        pool: Executor | None = None) -> list[CheckResult]:
+        pool: Executor | None = None, parallel: bool = True) -> list[CheckResult]:
     """Run every rule against `ctx`; results come back in the order of `rules`.
 
-    `pool` is an executor the caller keeps for many runs (`kdiag scan` diagnoses thousands of names: a pool per
-    diagnosis would spend more on starting threads than on the checks). Without one, a pool lives for this run.
-    Rules never wait on other rules, only on the probes' own pools, so a shared, bounded pool cannot deadlock.
+    `pool` is an executor the caller keeps for many runs (`kdiag serve` probes many names: a pool per diagnosis
+    would spend more on starting threads than on the checks). Without one, a pool lives for this run. Rules
+    never wait on other rules, only on the probes' own pools, so a shared, bounded pool cannot deadlock.
+    `parallel=False` runs the rules one after another in this thread: for `kdiag scan`, which runs many
+    diagnoses side by side already and finds most answers prefetched, so a hand-off per rule is pure cost.
     """
     if not rules:
         return []
+    if not parallel:
+        results = [run_one(r, ctx) for r in rules]
+        if on_result is not None:
+            for result in results:
+                on_result(result)
+        return results
     if pool is None:
         with ThreadPoolExecutor(max_workers=len(rules), thread_name_prefix="kdiag-rule") as own:
             return run(rules, ctx, on_result, pool=own)

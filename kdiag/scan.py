@@ -1,7 +1,7 @@
 """`kdiag scan`: diagnose a list of domains with bounded concurrency and one shared resolver cache.
 
 Memory stays flat however long the list: the input is read one line at a time (a line is at most
-`MAX_LINE` characters), at most `2 × concurrency` diagnoses are in flight, the DNS cache is an LRU of bounded
+`MAX_LINE` characters), at most `4 × concurrency` diagnoses are in flight, the DNS cache is an LRU of bounded
 size, and once a domain's report has been written (JSON Lines) or reduced to its small table `Row`, the report
 is dropped.
 
@@ -11,11 +11,13 @@ is reported with its number and counts as an error; the rest still runs.
 
 from __future__ import annotations
 
+import itertools
 import json
+import queue
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
@@ -197,51 +199,70 @@ def run_scan(items: Iterable[Item | BadLine], diagnoser: Diagnoser, *, concurren
              on_bad: Callable[[BadLine], None] | None = None,
              on_progress: Callable[[int, Tally], None] | None = None,
              keep_rows: bool = True) -> Outcome:
-    """Diagnose every Item, at most `2 × concurrency` in flight; callbacks run in the calling thread, in the
-    order results arrive. Ctrl-C (KeyboardInterrupt) stops reading, cancels what has not started and returns
-    what was done with `interrupted` set."""
+    """Diagnose every Item on `concurrency` threads; callbacks run in the calling thread, in the order results
+    arrive. Ctrl-C (KeyboardInterrupt) stops reading, cancels what has not started and returns what was done
+    with `interrupted` set.
+
+    The input is taken in batches of `2 × concurrency` names. Before a batch is handed to the threads, the
+    questions its rules declare they ask first go out together (`Diagnoser.prefetch`: one socket, many queries
+    in flight), so the diagnoses mostly find their answers cached instead of each waiting on its own round
+    trips. While the threads work on one batch, this thread prefetches the next; at most two batches are in
+    flight.
+    """
     tally = Tally()
     rows: list[Row] = []
     started = time.monotonic()
+    batch_size = 2 * concurrency
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kdiag-scan")
+    finished: queue.SimpleQueue[Future[Diagnosis]] = queue.SimpleQueue()
     in_flight: dict[Future[Diagnosis], Item] = {}
     done_count = 0
     interrupted = False
 
-    def collect(futures: Iterable[Future[Diagnosis]]) -> None:
+    def collect(fut: Future[Diagnosis]) -> None:
         nonlocal done_count
-        for fut in futures:
-            item = in_flight.pop(fut)
-            diagnosis = fut.result()  # diagnose() turns every rule outcome into data; only bugs raise
-            row = row_of(item, diagnosis)
-            tally.domains += 1
-            tally.add(row.status)
-            if keep_rows:
-                rows.append(row)
-            if on_row is not None:
-                on_row(item, diagnosis)
-            done_count += 1
-            if on_progress is not None:
-                on_progress(done_count, tally)
+        item = in_flight.pop(fut)
+        diagnosis = fut.result()  # diagnose() turns every rule outcome into data; only bugs raise
+        row = row_of(item, diagnosis)
+        tally.domains += 1
+        tally.add(row.status)
+        if keep_rows:
+            rows.append(row)
+        if on_row is not None:
+            on_row(item, diagnosis)
+        done_count += 1
+        if on_progress is not None:
+            on_progress(done_count, tally)
+
+    def drain(until: int) -> None:
+        """Collect finished diagnoses: all that are done, then block until at most `until` are in flight."""
+        while in_flight:
+            try:
+                fut = finished.get_nowait() if len(in_flight) <= until else finished.get()
+            except queue.Empty:
+                return
+            collect(fut)
 
     try:
-        for entry in items:
-            if isinstance(entry, BadLine):
-                tally.malformed += 1
-                tally.add(Status.ERROR)
-                if on_bad is not None:
-                    on_bad(entry)
-                done_count += 1
-                continue
-            while len(in_flight) >= 2 * concurrency:
-                finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                collect(finished)
-            in_flight[pool.submit(diagnoser.diagnose, entry.name, entry.target)] = entry
-            # Collect whatever is already finished, so results stream out as they arrive.
-            collect([f for f in list(in_flight) if f.done()])
-        while in_flight:
-            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-            collect(finished)
+        entries = iter(items)
+        while batch := list(itertools.islice(entries, batch_size)):
+            good: list[Item] = []
+            for entry in batch:
+                if isinstance(entry, BadLine):
+                    tally.malformed += 1
+                    tally.add(Status.ERROR)
+                    if on_bad is not None:
+                        on_bad(entry)
+                    done_count += 1
+                else:
+                    good.append(entry)
+            diagnoser.prefetch(item.name for item in good)
+            for item in good:
+                fut = pool.submit(diagnoser.diagnose, item.name, item.target)
+                in_flight[fut] = item
+                fut.add_done_callback(finished.put)
+            drain(until=batch_size)
+        drain(until=0)
     except KeyboardInterrupt:
         interrupted = True
         for fut in in_flight:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from kdiag.context import Context
+from kdiag.declare import Rule, errored, failed, passed, rule, skipped, warned
 from kdiag.engine import ENGINE_CODES, run, run_one
 from kdiag.model import CheckResult, DnsRecord, Finding, Remediation, Status
 from kdiag.probes.dns import Dns, Nameserver
-from kdiag.declare import Rule, errored, failed, passed, rule, skipped, warned
 from tests.fakedns import FakeDns
 
 ZONES = Path(__file__).resolve().parent.parent / "fixtures" / "zones"
@@ -116,6 +116,25 @@ def test_a_fail_without_remediation_raised_inside_a_rule_becomes_an_error(ctx):
     result = run_one(toy("t-nofix", lambda c: Finding(Status.FAIL, "bad", "broken")), ctx)
     assert result.status is Status.ERROR
     assert "needs a remediation" in result.finding.message
+
+
+def test_sequential_runs_every_rule_in_the_calling_thread_with_the_same_isolation(ctx):
+    # `kdiag scan` runs a name's rules one after another (its names run side by side instead).
+    import threading
+
+    threads = []
+
+    def where(c):  # noqa: ANN001, ANN202
+        threads.append(threading.get_ident())
+        return passed("ok", "here")
+
+    rules = [toy("t-a", where), toy("t-crash", lambda c: 1 / 0), toy("t-b", where)]
+    seen = []
+    results = run(rules, ctx, seen.append, parallel=False)
+    assert [r.status for r in results] == [Status.PASS, Status.ERROR, Status.PASS]
+    assert "ZeroDivisionError" in results[1].finding.message
+    assert seen == results
+    assert threads == [threading.get_ident()] * 2
 
 
 def test_duration_is_measured_per_rule(ctx):

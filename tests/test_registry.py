@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from kdiag.declare import Rule, passed, rule
 from kdiag.errors import RuleLoadError, UsageError
 from kdiag.registry import GROUP, load_rules, select, split_ids
-from kdiag.declare import Rule, passed, rule
 from kdiag.rules import BUILTIN
 
 BUILTIN_IDS = [r.id for r in BUILTIN]

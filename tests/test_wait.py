@@ -19,6 +19,7 @@ import dns.zone
 import pytest
 
 from kdiag.model import CheckResult, Finding, Remediation, Status
+from kdiag.probes import wire
 from kdiag.probes.dns import Answer, Dns, Nameserver, Record, recording
 from kdiag.watch import FLOOR, next_delay, parse_duration
 from tests.fakedns import FakeDns
@@ -161,16 +162,13 @@ def test_durations(text, seconds):
 
 
 def _answer(name: str, rdtype: str, ttl: int | None, *, negative_ttl: int | None = None) -> Answer:
-    import dns.rdata
-
     records: tuple[Record, ...] = ()
     soa = None
     if ttl is not None:
-        rd = dns.rdata.from_text("IN", "CAA", '0 issue "sectigo.com"')
-        records = (Record(name, rdtype, ttl, rd.to_text(), rd),)
+        records = (Record(name, rdtype, ttl, '0 issue "sectigo.com"', wire.Caa(0, b"issue", b"sectigo.com")),)
     if negative_ttl is not None:
-        rd = dns.rdata.from_text("IN", "SOA", f"ns1. host. 1 3600 600 86400 {negative_ttl}")
-        soa = Record("example.com", "SOA", 3600, rd.to_text(), rd)
+        soa = Record("example.com", "SOA", 3600, f"ns1. host. 1 3600 600 86400 {negative_ttl}",
+                     wire.Soa("ns1", "host", 1, 3600, 600, 86400, negative_ttl))
     return Answer(name, rdtype, "NOERROR", records=records, soa=soa)
 
 

@@ -49,6 +49,23 @@ class SingleFlightCache(Generic[K, V]):
                 raise
         return fut.result()
 
+    def ready(self, key: K) -> bool:
+        """Is a value for `key` cached (computed, not merely being computed)? Counts nothing."""
+        fut = self._entries.get(key)
+        return fut is not None and fut.done() and fut.exception() is None
+
+    def put_if_absent(self, key: K, value: V) -> None:
+        """Cache `value` for `key` unless somebody already cached or is computing it (a prefetched answer
+        never replaces one a lookup got)."""
+        with self._lock:
+            if key in self._entries:
+                return
+            fut: Future[V] = Future()
+            fut.set_result(value)
+            self._entries[key] = fut
+            if len(self._entries) > self.max_size:
+                self._entries.popitem(last=False)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

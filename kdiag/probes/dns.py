@@ -15,28 +15,25 @@ from __future__ import annotations
 
 import contextvars
 import ipaddress
+import os
 import re
+import select
+import socket
+import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-import dns.edns
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-import dns.resolver
-import dns.rrset
-
+from kdiag.probes import wire
 from kdiag.probes.cache import SingleFlightCache
+
+if TYPE_CHECKING:
+    import dns.rdata
 
 # Outcomes where no usable DNS response arrived; everything else is a real rcode from the resolver.
 TIMEOUT = "TIMEOUT"
@@ -47,6 +44,7 @@ BAD_RESPONSE = "BAD-RESPONSE"
 NO_ANSWER_OUTCOMES = frozenset({TIMEOUT, NETWORK_ERROR, BAD_RESPONSE})
 
 EDNS_PAYLOAD = 1232
+_MIN_QUIET = 0.05  # Dns.prefetch gives up after this much silence at least
 _MAX_CHAIN = 16  # bound on CNAMEs read from one response; the rules bound the chain they accept themselves
 
 
@@ -85,6 +83,8 @@ def parse_nameserver(text: str) -> Nameserver:
 
 def system_nameservers() -> list[Nameserver]:
     """The machine's resolvers from /etc/resolv.conf (only when the user gave no --nameserver)."""
+    import dns.resolver  # only here: kdiag's own lookups do not go through dnspython
+
     try:
         resolver = dns.resolver.Resolver(configure=True)
     except dns.resolver.NoResolverConfiguration:
@@ -94,18 +94,36 @@ def system_nameservers() -> list[Nameserver]:
 
 @dataclass(frozen=True)
 class Record:
-    """One resource record from an answer: owner (lowercase, no trailing dot), type, TTL, presentation value."""
+    """One resource record from an answer.
+
+    Attributes:
+        name: the owner, lowercase, without the trailing dot.
+        type: the type's mnemonic ("CAA", or "TYPE65280" for one kdiag has no name for).
+        ttl: seconds, as the resolver gave it (the smallest in the RRset, as for an RRset).
+        value: the presentation text of the data, as a zone file writes it ('0 issue "letsencrypt.org"').
+        data: the data, typed: the address text (A, AAAA), the target name (CNAME, NS, PTR, DNAME), a
+            `wire.Soa`, a `wire.Caa`, or the raw bytes of any other type.
+    """
 
     name: str
     type: str
     ttl: int
     value: str
-    rdata: dns.rdata.Rdata = field(compare=False, repr=False)
+    data: object = field(default=None, compare=False, repr=False)
 
     @property
     def target(self) -> str:
-        """For CNAME records: the target, lowercase, without the trailing dot."""
-        return _plain(self.rdata.target)  # type: ignore[attr-defined]
+        """For CNAME (NS, PTR, DNAME) records: the target, lowercase, without the trailing dot."""
+        if not isinstance(self.data, str):
+            raise TypeError(f"a {self.type} record has no target")
+        return self.data
+
+    @property
+    def rdata(self) -> dns.rdata.Rdata:
+        """The record as a dnspython `Rdata`, for plugins written against dnspython (parsed on demand)."""
+        import dns.rdata
+
+        return dns.rdata.from_text("IN", self.type, self.value)
 
 
 @dataclass(frozen=True)
@@ -156,7 +174,8 @@ class Answer:
         """
         ttls = [r.ttl for r in (*self.records, *self.cnames)]
         if not self.records and self.soa is not None:
-            ttls.append(min(self.soa.ttl, int(self.soa.rdata.minimum)))  # type: ignore[attr-defined]
+            minimum = self.soa.data.minimum if isinstance(self.soa.data, wire.Soa) else self.soa.ttl
+            ttls.append(min(self.soa.ttl, minimum))
         return min(ttls) if ttls else None
 
     def describe(self) -> str:
@@ -197,6 +216,7 @@ class Dns:
             raise ValueError("no name servers to ask")
         self.nameservers = tuple(nameservers)
         self.timeout = timeout
+        self.max_workers = max_workers
         self._stats = DnsStats()
         self._cache: SingleFlightCache[tuple[str, str], Answer] = SingleFlightCache(cache_size)
         self._lock = threading.Lock()
@@ -218,8 +238,9 @@ class Dns:
         self.close()
 
     def lookup(self, name: str, rdtype: str) -> Answer:
-        key = (_plain_text(name), rdtype.upper())
-        answer = self._cache.get(key, lambda: self._query(*key))
+        """The answer for (name, type), from the cache or one query; raises ValueError for a name DNS cannot
+        carry (a label over 63 octets, a name over 255) or a type kdiag has no code for."""
+        answer = self._fetch((_plain_text(name), rdtype.upper()))
         seen = _RECORDING.get()
         if seen is not None:
             seen.append(answer)
@@ -231,21 +252,133 @@ class Dns:
 
     def lookup_many(self, queries: Iterable[tuple[str, str]]) -> list[Answer]:
         """Look several questions up at once; returns answers in the order asked."""
-        asked = list(queries)
-        if not asked:
-            return []
-        # The last question is asked in this thread, which would otherwise only wait: one hand-off fewer.
-        if _RECORDING.get() is None:
-            futures = [self._pool.submit(self.lookup, name, rdtype) for name, rdtype in asked[:-1]]
-        else:  # carry the caller's recording() into the pool's threads (one context copy per task)
-            futures = [self._pool.submit(contextvars.copy_context().run, self.lookup, name, rdtype)
-                       for name, rdtype in asked[:-1]]
-        last = self.lookup(*asked[-1])
-        return [*(f.result() for f in futures), last]
+        keys = [(_plain_text(name), rdtype.upper()) for name, rdtype in queries]
+        # Answers already cached (in a prefetched scan: nearly all) cost no hand-off to the pool.
+        missing = list(dict.fromkeys(k for k in keys if not self._cache.ready(k)))
+        got: dict[tuple[str, str], Answer] = {}
+        if missing:
+            futures = {k: self._pool.submit(self._fetch, k) for k in missing[:-1]}
+            # The last question is asked in this thread, which would otherwise only wait: one hand-off fewer.
+            got[missing[-1]] = self._fetch(missing[-1])
+            got.update((k, f.result()) for k, f in futures.items())
+        answers = [got[k] if k in got else self._fetch(k) for k in keys]
+        seen = _RECORDING.get()
+        if seen is not None:
+            seen.extend(answers)
+        return answers
+
+    def _fetch(self, key: tuple[str, str]) -> Answer:
+        return self._cache.get(key, lambda: self._query(*key))
+
+    def prefetch(self, questions: Iterable[tuple[str, str]]) -> int:
+        """Ask many questions at once, ahead of the lookups that will want them; returns how many were asked.
+
+        `kdiag scan` knows before diagnosing a batch of names what every rule will ask first (see `Rule.asks`):
+        asking it all over one UDP socket, up to `max_workers` queries in flight, costs far less than one
+        blocking exchange per question. Only responses from the first name server go into the cache, exactly as
+        `lookup()` would have stored them; a question left unanswered, truncated, or answered with a datagram
+        that does not parse is left for `lookup()`, which retries, falls back to TCP and to the next name server.
+        So a prefetch can save round trips but never changes an answer.
+
+        It never holds a batch up for long: once answers have been coming, it stops waiting when none has come
+        for three times their median round trip (a name whose servers are dead must not stall the names beside
+        it); before the first answer it waits at most a second. What is still unanswered then is `lookup()`'s.
+        """
+        keys = [k for k in dict.fromkeys((_plain_text(n), t.upper()) for n, t in questions) if not self._cache.ready(k)]
+        todo: deque[tuple[str, str, int, bytes]] = deque()
+        for name, rdtype in keys:
+            try:
+                # id 0 for now: each query gets its own id when it is sent
+                qtype = wire.type_code(rdtype)
+                todo.append((name, rdtype, qtype, wire.encode_query(0, name or ".", qtype, payload=EDNS_PAYLOAD)))
+            except ValueError:
+                continue  # an unknown type or a name DNS cannot carry: lookup() raises it where the asker sees it
+        if not todo:
+            return 0
+        ns = self.nameservers[0]
+        budget = self.timeout / len(self.nameservers)
+        started = time.monotonic()
+        answered = 0
+        pending: dict[int, tuple[str, str, int, float]] = {}  # id -> (name, type, type code, sent at)
+        order: deque[tuple[float, int]] = deque()  # (give-up time, id) in sending order, which is give-up order
+        rtts: list[float] = []
+        last_heard = started
+        next_id = _new_id()
+        try:
+            sock = _udp_socket(ns)
+        except OSError:
+            return 0
+        with sock:
+            sock.setblocking(False)
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            while True:
+                while todo and len(pending) < self.max_workers:
+                    while next_id in pending:
+                        next_id = (next_id + 1) & 0xFFFF
+                    name, rdtype, qtype, query = todo[0]
+                    try:
+                        sock.send(next_id.to_bytes(2, "big") + query[2:])
+                    except BlockingIOError:
+                        break  # the send buffer is full: receive first
+                    except OSError:
+                        todo.clear()  # an unreachable server: lookup() will say so
+                        break
+                    todo.popleft()
+                    sent = time.monotonic()
+                    pending[next_id] = (name, rdtype, qtype, sent)
+                    order.append((sent + budget, next_id))
+                    next_id = (next_id + 1) & 0xFFFF
+                now = time.monotonic()
+                while order and (order[0][0] <= now or order[0][1] not in pending):
+                    pending.pop(order.popleft()[1], None)  # no answer in its time: left for lookup()
+                if not pending:
+                    break
+                quiet = max(3 * sorted(rtts)[len(rtts) // 2], _MIN_QUIET) if rtts else 1.0
+                if not poller.poll(max(min(order[0][0], last_heard + quiet) - now, 0.0) * 1000 + 1):
+                    # Silence (not merely this thread waiting for the GIL: answers in the buffer wake the poll).
+                    if time.monotonic() - last_heard >= quiet:
+                        break
+                    continue
+                while True:
+                    try:
+                        data = sock.recv(65535)
+                    except BlockingIOError:
+                        break
+                    except OSError:  # ICMP unreachable: nothing listens there; lookup() will say so
+                        pending.clear()
+                        todo.clear()
+                        break
+                    entry = pending.get(_message_id(data)) if len(data) >= 12 else None
+                    if entry is None:
+                        continue  # late, duplicated or somebody else's: ignored, as lookup() ignores them
+                    name, rdtype, qtype, sent = entry
+                    try:
+                        message = wire.decode(data)
+                    except wire.WireError:
+                        del pending[_message_id(data)]
+                        continue
+                    if not _is_answer_to(message, name, qtype):
+                        continue  # our id, another question: not ours after all
+                    del pending[message.id]
+                    last_heard = time.monotonic()
+                    rtts.append(last_heard - sent)
+                    if message.truncated:
+                        continue  # lookup() retries over TCP
+                    answer = _answer(message, name, qtype, rdtype, str(ns), False, (last_heard - sent) * 1000)
+                    self._cache.put_if_absent((name, rdtype), answer)
+                    answered += 1
+        with self._lock:
+            self._stats.queries += answered
+            self._stats.answered += answered
+            self._stats.wait_ms += sum(rtts) * 1000
+        return len(keys)
 
     def _query(self, name: str, rdtype: str) -> Answer:
-        qname = dns.name.from_text(name)
-        qtype = dns.rdatatype.from_text(rdtype)
+        try:
+            qtype = wire.type_code(rdtype)
+        except ValueError:
+            raise ValueError(f"kdiag cannot ask for {rdtype!r} records: not a DNS type it knows") from None
         started = time.monotonic()
         deadline = started + self.timeout
         last = Answer(name, rdtype, TIMEOUT, error=f"no name server answered within {self.timeout:g} s")
@@ -255,41 +388,118 @@ class Dns:
                 break
             # Share what is left between the servers not yet tried.
             budget = remaining / (len(self.nameservers) - i)
-            answer = self._ask(ns, qname, qtype, budget, name, rdtype)
-            if answer.answered:
-                last = answer
+            last = self._ask(ns, name, qtype, rdtype, budget)
+            if last.answered:
                 break
-            last = answer
         elapsed = (time.monotonic() - started) * 1000
         with self._lock:
             self._stats.queries += 1
             self._stats.answered += last.answered
             self._stats.wait_ms += elapsed
-        return _replace_elapsed(last, elapsed)
+        return replace(last, elapsed_ms=round(elapsed, 1))
 
-    def _ask(self, ns: Nameserver, qname: dns.name.Name, qtype: dns.rdatatype.RdataType, budget: float,
-             name: str, rdtype: str) -> Answer:
-        query = dns.message.make_query(qname, qtype, use_edns=0, payload=EDNS_PAYLOAD)
-        query.flags |= dns.flags.RD
-        truncated = False
+    def _ask(self, ns: Nameserver, name: str, qtype: int, rdtype: str, budget: float) -> Answer:
+        qid = _new_id()
         try:
-            started = time.monotonic()
-            response = dns.query.udp(query, ns.host, timeout=budget, port=ns.port, ignore_unexpected=True)
-            if response.flags & dns.flags.TC:
-                truncated = True
-                left = max(budget - (time.monotonic() - started), 0.05)
-                response = dns.query.tcp(query, ns.host, timeout=left, port=ns.port)
-                if response.flags & dns.flags.TC:
+            query = wire.encode_query(qid, name or ".", qtype, payload=EDNS_PAYLOAD)
+        except wire.WireError as exc:
+            raise ValueError(f"cannot ask about {name!r}: {exc}") from None
+        deadline = time.monotonic() + budget
+        try:
+            message = _exchange_udp(ns, query, name, qtype, deadline)
+            truncated = message.truncated
+            if truncated:
+                message = _exchange_tcp(ns, query, deadline)
+                if message.truncated:
                     return Answer(name, rdtype, TRUNCATED, truncated_udp=True, server=str(ns),
                                   error="the answer was truncated even over TCP")
-        except dns.exception.Timeout:
-            return Answer(name, rdtype, TIMEOUT, server=str(ns),
-                          error=f"{ns} did not answer within {budget:.1f} s")
-        except (TimeoutError, OSError, EOFError) as exc:
-            return Answer(name, rdtype, NETWORK_ERROR, server=str(ns), error=f"{ns}: {_oserror(exc)}")
-        except dns.exception.DNSException as exc:
+        except TimeoutError:
+            return Answer(name, rdtype, TIMEOUT, server=str(ns), error=f"{ns} did not answer within {budget:.1f} s")
+        except wire.WireError as exc:
             return Answer(name, rdtype, BAD_RESPONSE, server=str(ns), error=f"{ns}: {exc}")
-        return _parse(response, qname, qtype, name, rdtype, str(ns), truncated)
+        except (OSError, EOFError) as exc:
+            return Answer(name, rdtype, NETWORK_ERROR, server=str(ns), error=f"{ns}: {_oserror(exc)}")
+        return _answer(message, name, qtype, rdtype, str(ns), truncated, 0.0)
+
+
+def _new_id() -> int:
+    # Unpredictable ids (with the kernel's random source port) are what stands between a stub and a spoofed
+    # answer; the resolver may be a network away.
+    return int.from_bytes(os.urandom(2), "big")
+
+
+def _message_id(data: bytes) -> int:
+    """The id of a DNS message (its first two octets), 0 for a datagram too short to have one."""
+    return int.from_bytes(data[:2], "big")
+
+
+def _udp_socket(ns: Nameserver) -> socket.socket:
+    """A UDP socket connected to `ns`: the kernel drops datagrams from anyone else and reports ICMP errors."""
+    family = socket.AF_INET6 if ":" in ns.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.connect((ns.host, ns.port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _exchange_udp(ns: Nameserver, query: bytes, name: str, qtype: int, deadline: float) -> wire.Message:
+    """Send `query` and wait for its response until `deadline`; datagrams that are not a response to it
+    (another id, another question) are ignored, as a late answer to an earlier query may still arrive."""
+    with _udp_socket(ns) as sock:
+        sock.send(query)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+            data = sock.recv(65535)
+            if data[:2] != query[:2]:
+                continue
+            message = wire.decode(data)
+            if _is_answer_to(message, name, qtype):
+                return message
+
+
+def _exchange_tcp(ns: Nameserver, query: bytes, deadline: float) -> wire.Message:
+    """The same query over TCP (RFC 1035 §4.2.2: each message preceded by its two-octet length)."""
+    left = max(deadline - time.monotonic(), 0.05)
+    with socket.create_connection((ns.host, ns.port), timeout=left) as sock:
+        sock.sendall(struct.pack("!H", len(query)) + query)
+        size = struct.unpack("!H", _read_exactly(sock, 2, deadline))[0]
+        message = wire.decode(_read_exactly(sock, size, deadline))
+    if message.id != int.from_bytes(query[:2], "big") or not message.is_response:
+        raise wire.WireError("the TCP response does not answer the query (another id, or not a response)")
+    return message
+
+
+def _read_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise EOFError("the server closed the connection mid-answer")
+        chunks += chunk
+    return bytes(chunks)
+
+
+def _is_answer_to(message: wire.Message, name: str, qtype: int) -> bool:
+    """Is `message` a response to our question? (As dnspython's Message.is_response: an error response may
+    come without the question section.)"""
+    if not message.is_response:
+        return False
+    if not message.question:
+        return message.rcode in _ERRORS_WITHOUT_QUESTION
+    return message.question[0][0] == (name or ".") and message.question[0][1] == qtype
+
+
+_ERRORS_WITHOUT_QUESTION = frozenset({1, 2, 4, 5})  # FORMERR, SERVFAIL, NOTIMP, REFUSED
+_CNAME = 5
+_SOA = 6
+_IN = 1
 
 
 _RECORDING: contextvars.ContextVar[list[Answer] | None] = contextvars.ContextVar("kdiag_dns_recording",
@@ -311,52 +521,60 @@ def recording() -> Iterator[list[Answer]]:
         _RECORDING.reset(token)
 
 
-def _parse(response: dns.message.Message, qname: dns.name.Name, qtype: dns.rdatatype.RdataType,
-           name: str, rdtype: str, server: str, truncated: bool) -> Answer:
-    rcode = dns.rcode.to_text(response.rcode())
+def _answer(message: wire.Message, name: str, qtype: int, rdtype: str, server: str, truncated: bool,
+            elapsed_ms: float) -> Answer:
+    """The Answer a response gives to (name, type): the CNAME chain it carries, the RRset at its end, the SOA
+    of a negative answer and any extended errors."""
     cnames: list[Record] = []
-    current = qname
-    if qtype != dns.rdatatype.CNAME:
+    current = name or "."
+    if qtype != _CNAME:
         seen = {current}
         for _ in range(_MAX_CHAIN):
-            rrset = response.get_rrset(response.answer, current, dns.rdataclass.IN, dns.rdatatype.CNAME)
-            if rrset is None:
+            rrs = _rrset(message.answer, current, _CNAME)
+            if not rrs:
                 break
-            cname = _records(rrset)[0]
-            cnames.append(cname)
-            current = cname.rdata.target  # type: ignore[attr-defined]
+            cnames.append(rrs[0])
+            current = rrs[0].target
             if current in seen:
                 break  # a loop inside one response; the chain so far tells the story
             seen.add(current)
-    final = response.get_rrset(response.answer, current, dns.rdataclass.IN, qtype)
-    soa = next((rr for rr in response.authority if rr.rdtype == dns.rdatatype.SOA), None)
-    ede = tuple(f"EDE {int(e.code)}: {e.text or dns.edns.EDECode.to_text(e.code)}"
-                for e in response.extended_errors())
+    soa = _rrset(message.authority, None, _SOA)
     return Answer(
         name=name,
         rdtype=rdtype,
-        rcode=rcode,
-        records=_records(final) if final is not None else (),
+        rcode=wire.rcode_text(message.rcode),
+        records=_rrset(message.answer, current, qtype),
         cnames=tuple(cnames),
-        soa=_records(soa)[0] if soa is not None else None,
-        ede=ede,
+        soa=soa[0] if soa else None,
+        ede=tuple(f"EDE {code}: {text or _ede_name(code)}" for code, text in message.ede),
         truncated_udp=truncated,
         server=server,
+        elapsed_ms=round(elapsed_ms, 1),
     )
 
 
-def _records(rrset: dns.rrset.RRset) -> tuple[Record, ...]:
-    owner = _plain(rrset.name)
-    kind = dns.rdatatype.to_text(rrset.rdtype)
-    return tuple(Record(owner, kind, rrset.ttl, rd.to_text(), rd) for rd in rrset)
+def _rrset(section: tuple[wire.Rr, ...], owner: str | None, rtype: int) -> tuple[Record, ...]:
+    """The records of one RRset of class IN at `owner` (None: at the owner of the first such record), duplicates
+    dropped and every TTL the smallest of the set, as dnspython's RRset has them."""
+    picked: dict[str, wire.Rr] = {}
+    for rr in section:
+        if rr.type != rtype or rr.rclass != _IN:
+            continue
+        if owner is None:
+            owner = rr.name
+        if rr.name == owner:
+            picked.setdefault(rr.text, rr)
+    if not picked:
+        return ()
+    ttl = min(rr.ttl for rr in picked.values())
+    kind = wire.type_text(rtype)
+    return tuple(Record(rr.name, kind, ttl, rr.text, rr.data) for rr in picked.values())
 
 
-def _replace_elapsed(answer: Answer, elapsed: float) -> Answer:
-    return replace(answer, elapsed_ms=round(elapsed, 1))
+def _ede_name(code: int) -> str:
+    import dns.edns  # only for an extended error that came without its text
 
-
-def _plain(name: dns.name.Name) -> str:
-    return name.to_text(omit_final_dot=True).lower() if name != dns.name.root else "."
+    return dns.edns.EDECode.to_text(code)
 
 
 def _plain_text(name: str) -> str:

@@ -10,10 +10,11 @@ says where the set really is.
 
 from __future__ import annotations
 
-from kdiag.caa import Caa, RecordVerdict, SetVerdict, Verdict, judge_set, listed_methods
+from kdiag.caa import Caa, RecordVerdict, SetVerdict, Verdict, from_wire, judge_set, listed_methods
 from kdiag.context import Context
 from kdiag.declare import errored, failed, passed, rule, warned
 from kdiag.model import DnsRecord, Finding, Remediation
+from kdiag.probes import wire
 from kdiag.probes.dns import Answer, Record
 
 CAA_TTL = 3600
@@ -35,12 +36,20 @@ CODES = {
 }
 
 
-@rule("caa-permits-letsencrypt", "CAA records let Let's Encrypt issue a certificate for the name", codes=CODES)
+def _questions(domain: str) -> list[tuple[str, str]]:
+    """CAA at the name and at every parent, asked at once: Boulder's climb stops at the first non-empty set,
+    but asking the parents in parallel costs one round trip instead of one per label (and they are shared by
+    every name under the same parent)."""
+    return [(label, "CAA") for label in _labels(domain)]
+
+
+@rule("caa-permits-letsencrypt", "CAA records let Let's Encrypt issue a certificate for the name", codes=CODES,
+      asks=_questions)
 def caa_permits_letsencrypt(ctx: Context) -> Finding:
     issuer = ctx.options.caa_identity
     methods = ctx.options.validation_methods
     labels = _labels(ctx.domain)
-    answers = ctx.dns.lookup_many((label, "CAA") for label in labels)
+    answers = ctx.dns.lookup_many(_questions(ctx.domain))
     trail = [_trail_entry(a) for a in answers]
 
     relevant: Answer | None = None
@@ -221,11 +230,10 @@ def _where(answer: Answer, domain: str) -> str:
 
 
 def _caa(record: Record) -> Caa:
-    rd = record.rdata
-    # surrogateescape keeps bytes that are not UTF-8 recoverable, so a rebuilt record is the served one byte
-    # for byte; Boulder sees such bytes as non-ASCII runes too, which its grammar rejects.
-    return Caa(rd.flags, rd.tag.decode("ascii", "surrogateescape"),  # type: ignore[attr-defined]
-               rd.value.decode("utf-8", "surrogateescape"))  # type: ignore[attr-defined]
+    data = record.data
+    if not isinstance(data, wire.Caa):
+        raise TypeError(f"not a CAA record: {record}")
+    return from_wire(data.flags, data.tag, data.value)
 
 
 def _caa_text(flags: int, tag: str, value: str) -> str:

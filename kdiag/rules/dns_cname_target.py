@@ -53,13 +53,17 @@ class _Expect:
         return self.target or f"a host under {self.suffix}"
 
 
-@rule("dns-cname-target", "The name is a CNAME to the Konnect gateway hostname", codes=CODES)
+def _questions(domain: str) -> list[tuple[str, str]]:
+    """One round trip for the common case: the A answer carries the chain the resolver chased (a CNAME query
+    would tell nothing more), and only a name without a CNAME needs the SOA query of the apex check."""
+    return [(domain, "A"), (domain, "AAAA")]
+
+
+@rule("dns-cname-target", "The name is a CNAME to the Konnect gateway hostname", codes=CODES, asks=_questions)
 def dns_cname_target(ctx: Context) -> Finding:
     name = ctx.domain
     expect = _Expect(ctx.options.target, ctx.options.gateway_suffix)
-    # One round trip for the common case: the A answer carries the chain the resolver chased (a CNAME query
-    # would tell nothing more), and only a name without a CNAME needs the SOA query of the apex check.
-    a, aaaa = ctx.dns.lookup_many([(name, "A"), (name, "AAAA")])
+    a, aaaa = ctx.dns.lookup_many(_questions(name))
     if not a.answered:
         return errored("lookup-failed", f"kdiag's resolver gave no answer for A {name}: {a.describe()}; "
                        f"cannot tell how {name} resolves", server=a.server)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kdiag.caa import Caa, judge_set
+from kdiag.caa import from_wire, judge_set
 from kdiag.context import Context
 from kdiag.declare import errored, failed, passed, rule, skipped, warned
 from kdiag.konnect.errors import (
@@ -27,6 +27,7 @@ from kdiag.konnect.errors import (
 from kdiag.konnect.gateway import SERVERLESS_V0, SERVERLESS_V1, ago, derive_target, parse_time
 from kdiag.konnect.regions import REGIONS
 from kdiag.model import DnsRecord, Finding, Remediation
+from kdiag.probes import wire
 
 CNAME_TTL = 300
 # A placeholder the user must replace; shown only when no control plane could be named with certainty.
@@ -203,8 +204,8 @@ def _caa_permits(ctx: Context) -> tuple[bool | None, str]:
         if answer.rcode != "NOERROR":
             return False, f"the CAA lookup at {answer.name} failed ({answer.rcode}), which forbids issuance"
         if answer.records:
-            records = [Caa(r.rdata.flags, r.rdata.tag.decode(errors="replace"),  # type: ignore[attr-defined]
-                           r.rdata.value.decode(errors="replace")) for r in answer.records]  # type: ignore[attr-defined]
+            records = [from_wire(r.data.flags, r.data.tag, r.data.value) for r in answer.records
+                       if isinstance(r.data, wire.Caa)]
             if judge_set(records, issuer, ctx.options.validation_methods).permitted:
                 return True, f"CAA at {answer.records[0].name} permits {issuer}"
             return False, f"CAA at {answer.records[0].name} does not permit {issuer} (see caa-permits-letsencrypt)"
