@@ -16,7 +16,6 @@ import click
 
 from kdiag import __version__
 from kdiag.errors import KdiagError, UsageError
-from kdiag.konnect.cli import konnect as konnect_group
 from kdiag.konnect.regions import REGIONS as KONNECT_REGIONS
 
 EXIT_UNKNOWN = 3
@@ -29,7 +28,25 @@ def note(message: str) -> None:
     click.echo(f"kdiag: note: {message}", err=True)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class _Commands(click.Group):
+    """The top-level group; the `konnect` command tree is imported only when it is used or listed (a diagnosis
+    never needs it, and every import is start-up time for each `kdiag domain` run)."""
+
+    LAZY = {"konnect": ("kdiag.konnect.cli", "konnect")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            import importlib
+
+            module, attr = self.LAZY[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="kdiag", message="%(prog)s %(version)s")
 @click.option("--no-plugins", is_flag=True, envvar="KDIAG_NO_PLUGINS",
               help="Run only the built-in rules (also KDIAG_NO_PLUGINS=1).")
@@ -285,7 +302,6 @@ def rules(obj: dict[str, Any], fmt: str) -> int:
     return 0
 
 
-cli.add_command(konnect_group)
 
 
 # -- `kdiag scan` (logic in kdiag/scan.py) ----------------------------------------------------------------------

@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from kdiag.letsencrypt import INTERMEDIATES, Intermediate
-from kdiag.probes.dns import Dns
-from kdiag.probes.http import Http
-from kdiag.probes.tls import Tls
 from kdiag.targets import ConnectTo, ResolveEntry
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the probe modules are loaded by whoever builds the clients (kdiag.diagnose, tests)
     from kdiag.konnect.client import KonnectClient
+    from kdiag.probes.dns import Dns
+    from kdiag.probes.http import Http
+    from kdiag.probes.tls import Tls
 
 # What Konnect serverless data planes are reached at; used when --target is not given.
 GATEWAY_SUFFIX = "kongcloud.dev"

@@ -141,18 +141,18 @@ class Diagnoser:
 def _make_net(settings: Settings) -> tuple[dict[str, Any], Any, Any]:
     """Parse --connect-to/--resolve (UsageError on bad syntax) and build the TLS and HTTPS clients."""
     from kdiag.probes.http import Http
-    from kdiag.probes.tls import Tls, load_bundle
+    from kdiag.probes.tls import Tls, read_bundle
     from kdiag.targets import parse_connect_to, parse_resolve
 
     overrides = {"connect_to": tuple(parse_connect_to(c) for c in settings.connect_to),
                  "resolve": tuple(parse_resolve(r) for r in settings.resolve)}
-    anchors: tuple[Any, ...] = ()
+    bundle = b""
     if settings.ca_bundle is not None:
         try:
-            anchors = load_bundle(settings.ca_bundle)
+            bundle = read_bundle(settings.ca_bundle)
         except ValueError as exc:
             raise UsageError(f"--ca-bundle: {exc}") from None
-    tls = Tls(timeout=settings.timeout, extra_anchors=anchors, extra_source=f"--ca-bundle {settings.ca_bundle}")
+    tls = Tls(timeout=settings.timeout, extra_pem=bundle, extra_source=f"--ca-bundle {settings.ca_bundle}")
     return overrides, tls, Http(timeout=settings.timeout)
 
 

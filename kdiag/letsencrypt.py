@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:  # cryptography is loaded by the functions that need it (see kdiag/probes/tls.py)
+    from cryptography import x509
 
 ISSUER_ORG = "Let's Encrypt"
 STAGING_ORG = "(STAGING) Let's Encrypt"
@@ -79,6 +80,8 @@ class Identity:
 
 
 def authority_key_id(cert: x509.Certificate) -> str | None:
+    from cryptography import x509
+
     try:
         ext = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
     except x509.ExtensionNotFound:
@@ -92,6 +95,8 @@ def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
 
 
 def identify(leaf: x509.Certificate, intermediates: Mapping[str, Intermediate] = INTERMEDIATES) -> Identity:
+    from cryptography.x509.oid import NameOID
+
     issuer = leaf.issuer
     org = _attr(issuer, NameOID.ORGANIZATION_NAME)
     cn = _attr(issuer, NameOID.COMMON_NAME)

@@ -12,12 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-import dns.ttl
-
 
 class Status(enum.StrEnum):
     """How a check came out. Ordered from best to worst in `severity`."""
@@ -50,6 +44,13 @@ class DnsRecord:
     ttl: int = 300
 
     def __post_init__(self) -> None:
+        # Imported here: only a run that suggests a fix pays for dnspython (a passing run never builds one).
+        import dns.name
+        import dns.rdata
+        import dns.rdataclass
+        import dns.rdatatype
+        import dns.ttl
+
         name = dns.name.from_text(self.name)  # raises on an invalid owner
         # A TTL outside 0..2^32-1 (or not an int) renders a zone line nothing can load.
         if type(self.ttl) is not int or not 0 <= self.ttl <= dns.ttl.MAX_TTL:

@@ -11,10 +11,8 @@ import json
 import re
 import shutil
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
-
-from tabulate import tabulate
 
 from kdiag import __version__
 from kdiag.model import CheckResult, Report, Status
@@ -69,7 +67,7 @@ def render_table(report: Report, *, color: bool = False) -> str:
     rows = [(c.id, paint(c.status, c.status.value.upper()), _printable(c.finding.code),
              _wrap(_printable(c.finding.message), width)) for c in report.checks]
     lines = [f"kdiag {report.domain}" + (f" → {report.target}" if report.target else ""), ""]
-    lines.append(tabulate(rows, headers=("CHECK", "STATUS", "CODE", "MESSAGE"), tablefmt="simple"))
+    lines.append(simple_table(("CHECK", "STATUS", "CODE", "MESSAGE"), rows))
     fixes = [c for c in report.checks if c.finding.remediation is not None]
     for c in fixes:
         rem = c.finding.remediation
@@ -88,6 +86,39 @@ def render_table(report: Report, *, color: bool = False) -> str:
 # C0 and C1 controls other than tab and newline: DNS data (a CAA value, a TXT record) can carry an ESC that,
 # printed raw, would repaint the user's terminal. The table shows them escaped; JSON escapes them anyway.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def simple_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Text columns laid out as tabulate's "simple" format lays them out (tests/test_output.py compares the two).
+
+    Our own because every `kdiag domain` prints one, and importing tabulate (and wcwidth) cost about 20 ms of a
+    run's start-up. Cells may hold several lines and ANSI colours; East Asian wide characters count double.
+    """
+    cells = [[cell.strip().split("\n") for cell in row] for row in rows]
+    widths = [max([_width(h) + 2, *(_width(line) for row in cells for line in row[i])]) for i, h in enumerate(headers)]
+
+    def line(parts: list[str]) -> str:
+        return "  ".join(p + " " * (w - _width(p)) for p, w in zip(parts, widths, strict=True)).rstrip()
+
+    out = [line(list(headers)), "  ".join("-" * w for w in widths)]
+    for row in cells:
+        for k in range(max(len(c) for c in row)):
+            out.append(line([c[k] if k < len(c) else "" for c in row]))
+    return "\n".join(out)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes on a terminal: colours take none, wide characters two, combining marks none."""
+    import unicodedata
+
+    text = _ANSI.sub("", text)
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
 
 
 def _printable(text: str) -> str:

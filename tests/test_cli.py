@@ -15,6 +15,7 @@ import select
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ import pytest
 import kdiag
 from kdiag.cli import cli, main
 from tests.fakedns import FakeDns
+from tests.support import kdiag_env
 
 ZONES = Path(__file__).resolve().parent.parent / "fixtures" / "zones"
 GATEWAY = "9e454bcfec.kongcloud.dev"
@@ -181,7 +183,10 @@ def test_no_arguments_shows_the_help_with_an_example():
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     yield path
-    for name, sub in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the click API, which also sees lazily loaded commands (konnect)
+        sub = group.get_command(ctx, name)
+        assert sub is not None, name
         if isinstance(sub, click.Group):
             yield from _commands(sub, (*path, name))
         else:
@@ -376,3 +381,24 @@ def test_json_never_has_colour_even_on_a_terminal(kdiag_inproc, fake_dns, monkey
                                 "--only", DNS_RULES, "-f", "json")
     assert code == 0 and "\x1b" not in out
     json.loads(out)
+
+
+def test_a_dns_only_diagnosis_loads_neither_cryptography_nor_http_nor_the_konnect_commands(fake_dns):
+    # Start-up is most of a `kdiag domain` run: what a run does not need must not be imported (and what the TLS
+    # checks need is loaded on a thread of its own, see kdiag.diagnose). A fresh interpreter, as a user runs it.
+    host, port = fake_dns.address
+    code = textwrap.dedent(f"""
+        import sys
+        from kdiag.cli import main
+        try:
+            main(["domain", "ok.cname-cases.com", "-n", "{host}:{port}", "--only",
+                  "dns-cname-target,caa-permits-letsencrypt", "-f", "json"])
+        except SystemExit:
+            pass
+        loaded = [m for m in ("cryptography", "http.client", "kdiag.konnect.cli", "tabulate", "dns")
+                  if m in sys.modules]
+        print("LOADED", loaded, file=sys.stderr)
+    """)
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=kdiag_env(), timeout=60)
+    assert "LOADED []" in ran.stderr, ran.stderr
+    assert json.loads(ran.stdout)["status"] == "pass"

@@ -382,3 +382,19 @@ def test_cli_bad_flags_are_usage_errors(fake_dns, args, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 3
     assert err.startswith("kdiag: error: ") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content", [b"", b"just text\n",
+                                     b"-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+                                     b"-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n"])
+def test_a_ca_bundle_without_a_certificate_is_a_usage_error_before_any_check(fake_dns, tmp_path, content, capsys):
+    from kdiag.cli import main
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(content)
+    host, port = fake_dns.address
+    with pytest.raises(SystemExit) as exc:
+        main(["domain", "my.example.com", "--nameserver", f"{host}:{port}", "--ca-bundle", str(bundle)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3
+    assert err == f"kdiag: error: --ca-bundle: {bundle} holds no PEM certificate\n"

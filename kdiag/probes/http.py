@@ -13,7 +13,6 @@ signature proves nothing.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import ssl
@@ -110,6 +109,8 @@ def get(address: str, port: int, host: str, timeout: float) -> HttpResult:
     def done(outcome: str, error: str = "", alert: str = "", **kw: object) -> HttpResult:
         return HttpResult(address, port, host, outcome, error, alert,
                           elapsed_ms=round((time.monotonic() - started) * 1000, 1), **kw)  # type: ignore[arg-type]
+
+    import http.client  # here: loading it is start-up time every run would pay (see kdiag/probes/tls.py)
 
     tls, outcome, error, alert = connect(address, port, host, timeout, alpn=("http/1.1",))
     if tls is None:

@@ -18,6 +18,7 @@ leaf alone and `Handshake.chain_captured` is False (completeness is then not jud
 from __future__ import annotations
 
 import _ssl  # ENCODING_DER for the private chain API's Certificate objects
+import base64
 import re
 import socket
 import ssl
@@ -29,12 +30,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from kdiag.probes.cache import SingleFlightCache
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# cryptography is imported inside the functions that parse certificates: loading it costs ~80 ms of CPU here,
+# a third of a whole `kdiag domain` run, which runs that need no certificate (--only, scan of DNS rules,
+# --version, konnect commands) should not pay.
 
 # Handshake outcomes. The first three mean nothing answered at TCP level.
 OK = "ok"
@@ -49,6 +54,7 @@ LEAF_ONLY = "leaf-only"
 # Where Linux distributions keep the system trust bundle, for when OpenSSL's compiled-in default is absent.
 _BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem",
             "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/ca-bundle.pem")
+_PARSE_LOCK = threading.Lock()
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
@@ -284,8 +290,12 @@ def handshake(address: str, port: int, sni: str, timeout: float) -> Handshake:
 
 def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
     """Every certificate in a PEM bundle, skipping blocks cryptography cannot parse (odd legacy roots)."""
+    from cryptography import x509
+
     certs = []
-    with warnings.catch_warnings():
+    # catch_warnings changes process-wide state: two threads inside it at once (several TLS checks loading the
+    # anchors for the first time) could let the warnings through, hence the lock.
+    with _PARSE_LOCK, warnings.catch_warnings():
         # System bundles carry a few legacy roots (e.g. a zero serial) cryptography only warns about.
         warnings.simplefilter("ignore")
         for block in _PEM.findall(data):
@@ -296,16 +306,23 @@ def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
     return certs
 
 
-def load_bundle(path: str | Path) -> tuple[x509.Certificate, ...]:
-    """A --ca-bundle file; raises ValueError with a one-line reason."""
+def read_bundle(path: str | Path) -> bytes:
+    """A --ca-bundle file's bytes, once it is known to hold at least one PEM certificate block whose contents
+    are DER (a SEQUENCE); raises ValueError with a one-line reason. Checked without cryptography, which
+    `Tls` then loads and parses the bundle with off the start-up path."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-    certs = load_pem_certificates(data)
-    if not certs:
-        raise ValueError(f"{path} holds no PEM certificate")
-    return tuple(certs)
+    for block in _PEM.findall(data):
+        body = b"".join(block.splitlines()[1:-1])
+        try:
+            der = base64.b64decode(body, validate=True)
+        except ValueError:
+            continue
+        if der[:1] == b"\x30":
+            return data
+    raise ValueError(f"{path} holds no PEM certificate")
 
 
 def system_bundle_path() -> str | None:
@@ -332,17 +349,30 @@ class Tls:
 
     Attributes:
         timeout: bound on the TCP connect and on each handshake read.
-        extra_anchors: --ca-bundle certificates, trusted in addition to the system's.
+        extra_anchors: certificates trusted in addition to the system's.
+        extra_pem: a --ca-bundle file's bytes, trusted in addition too; parsed on first use.
         system_store: include the system bundle (tests switch it off to be independent of the machine).
     """
 
     def __init__(self, *, timeout: float = 5.0, extra_anchors: Sequence[x509.Certificate] = (),
-                 extra_source: str = "", system_store: bool = True, cache_size: int = 1024) -> None:
+                 extra_pem: bytes = b"", extra_source: str = "", system_store: bool = True,
+                 cache_size: int = 1024) -> None:
         self.timeout = timeout
-        self.extra_anchors = tuple(extra_anchors)
+        self._extra_given = tuple(extra_anchors)
+        self._extra_pem = extra_pem
+        self._extra: tuple[x509.Certificate, ...] | None = None if extra_pem else self._extra_given
+        self._extra_lock = threading.Lock()
         self.extra_source = extra_source
         self.system_store = system_store
         self._cache: SingleFlightCache[tuple[str, int, str], Handshake] = SingleFlightCache(cache_size)
+
+    @property
+    def extra_anchors(self) -> tuple[x509.Certificate, ...]:
+        if self._extra is None:
+            with self._extra_lock:
+                if self._extra is None:
+                    self._extra = self._extra_given + tuple(load_pem_certificates(self._extra_pem))
+        return self._extra
 
     @property
     def anchors(self) -> tuple[x509.Certificate, ...]:
@@ -354,7 +384,7 @@ class Tls:
         parts = []
         if self.system_store:
             parts.append(f"system ({system_bundle_path() or 'none found'})")
-        if self.extra_anchors:
+        if self._extra_given or self._extra_pem:
             parts.append(self.extra_source or f"{len(self.extra_anchors)} extra anchor(s)")
         return " + ".join(parts) or "none"
 
@@ -374,11 +404,28 @@ def name_attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
     return str(values[0].value) if values else ""
 
 
+def load_der_chain(chain: Sequence[bytes]) -> list[x509.Certificate]:
+    """The served certificates, parsed; raises ValueError for one cryptography cannot parse."""
+    from cryptography import x509
+
+    return [x509.load_der_x509_certificate(der) for der in chain]
+
+
+def organization(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
+    return name_attr(name, NameOID.ORGANIZATION_NAME)
+
+
 def common_name(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
     return name_attr(name, NameOID.COMMON_NAME)
 
 
 def dns_sans(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
+
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -405,6 +452,8 @@ def covers(pattern: str, name: str) -> bool:
 
 
 def key_type(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         return f"RSA {key.key_size}"
@@ -421,6 +470,8 @@ def key_type(cert: x509.Certificate) -> str:
 
 def _key_id(cert: x509.Certificate, cls: type[x509.AuthorityKeyIdentifier] | type[x509.SubjectKeyIdentifier]
             ) -> bytes | None:
+    from cryptography import x509
+
     try:
         value: x509.ExtensionType = cert.extensions.get_extension_for_class(cls).value
     except x509.ExtensionNotFound:
@@ -436,6 +487,8 @@ def self_issued(cert: x509.Certificate) -> bool:
 
 def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     """Name chaining, tightened by AKI/SKI when both certificates carry them."""
+    from cryptography import x509
+
     if child.issuer != parent.subject:
         return False
     aki = _key_id(child, x509.AuthorityKeyIdentifier)
@@ -466,6 +519,7 @@ class TrustResult:
 def verify(chain: Sequence[x509.Certificate], name: str, anchors: Sequence[x509.Certificate],
            now: datetime) -> TrustResult:
     """Path validation by cryptography's WebPKI verifier (hostname and time included)."""
+    from cryptography import x509
     from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
     if not anchors:

@@ -10,9 +10,7 @@ validity window, the chain's completeness, trust, and finally how soon it expire
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from kdiag.context import Context
 from kdiag.declare import errored, failed, passed, rule, skipped, warned
@@ -26,12 +24,16 @@ from kdiag.probes.tls import (
     dns_sans,
     issued_by,
     key_type,
-    name_attr,
+    load_der_chain,
+    organization,
     self_issued,
     served_path,
     verify,
 )
 from kdiag.targets import Destination, describe_address, destination
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 PORT = 443
 
@@ -81,7 +83,7 @@ def tls_certificate(ctx: Context) -> Finding:
     if hs.outcome != "ok" or not hs.chain:
         return _handshake_failed(name, hs, route)
     try:
-        chain = [x509.load_der_x509_certificate(der) for der in hs.chain]
+        chain = load_der_chain(hs.chain)
     except ValueError as exc:
         return failed("untrusted", f"{hs.endpoint} served a certificate for {name} that cannot be parsed: {exc}",
                       Remediation(summary="Serve a well-formed certificate chain (PEM fullchain from the CA)",
@@ -265,7 +267,7 @@ def _is_kong_default(cert: x509.Certificate) -> bool:
     # Kong's prefix_handler generates it: subject = issuer = C=US, ST=California, L=San Francisco, O=Kong,
     # OU=IT Department, CN=localhost (tls-probes-kong.md §4.4).
     return (self_issued(cert) and common_name(cert.subject) == "localhost"
-            and name_attr(cert.subject, NameOID.ORGANIZATION_NAME) == "Kong")
+            and organization(cert.subject) == "Kong")
 
 
 def _label(cert: x509.Certificate) -> str:
