@@ -294,16 +294,23 @@ def kdiag_scan(ns: str, qnames: list[str], tmp: Path, concurrency: int) -> tuple
     """(names/s, peak RSS KiB of the kdiag process, exit code); the names go through a file."""
     listing = tmp / f"scan-{qnames[0]}-{len(qnames)}.txt"
     listing.write_text("".join(f"{n}\n" for n in qnames))
-    proc = subprocess.Popen(kdiag_argv("scan", str(listing), "-n", ns, "-t", GATEWAY, "--only", DNS_RULES,
-                                       "-f", "jsonl", "-c", str(concurrency)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env())
+    argv = kdiag_argv("scan", str(listing), "-n", ns, "-t", GATEWAY, "--only", DNS_RULES, "-f", "jsonl",
+                      "-c", str(concurrency))
+    # The peak RSS comes from GNU time, which forks a small process to exec kdiag: a child forked from this
+    # script would count this script's own pages, resident before the exec, as its peak.
+    gnu_time = Path("/usr/bin/time")
+    if gnu_time.exists():
+        argv = [str(gnu_time), "-f", "KDIAG-MAXRSS %M", *argv]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env())
     assert proc.stderr is not None
     err = proc.stderr.read()
-    # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would be the largest of all children so far).
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    lines = err.strip().splitlines()
     rss = usage.ru_maxrss
-    line = err.strip().splitlines()[-1] if err.strip() else ""
+    if lines and lines[-1].startswith("KDIAG-MAXRSS "):
+        rss = int(lines.pop().split()[1])
+    line = lines[-1] if lines else ""
     try:
         rate = float(line.rsplit("(", 2)[-2].split("/s")[0])
     except (IndexError, ValueError):
