@@ -358,19 +358,26 @@ def _generic_text(wire: bytes, rclass: int, rtype: int, pos: int, rdlen: int) ->
         return dns.rdata.GenericRdata(klass, kind, wire[pos:pos + rdlen]).to_text()
 
 
+def _rr_header(wire: bytes, pos: int, size: int, section: str) -> tuple[str, int, int, int, int, int]:
+    """A record's owner and fixed header from `pos`: (owner, type, class, TTL, rdata start, rdata end)."""
+    owner, pos = _name(wire, pos, size)
+    if pos + 10 > size:
+        raise WireError(f"{section} record header at offset {pos} runs past the end ({size} octets)")
+    rtype, rclass, ttl, rdlen = _RR_HEADER.unpack_from(wire, pos)
+    pos += 10
+    end = pos + rdlen
+    if end > size:
+        raise WireError(f"{section} rdata at offset {pos} ({rdlen} octets) runs past the end ({size} octets)")
+    return owner, rtype, rclass, ttl, pos, end
+
+
 def _records(wire: bytes, pos: int, count: int, section: str) -> tuple[list[Rr], int]:
     """Parse `count` answer or authority records from `pos`: (the records, offset after them)."""
     size = len(wire)
     out: list[Rr] = []
     for _ in range(count):
-        owner, pos = _name(wire, pos, size)
-        if pos + 10 > size:
-            raise WireError(f"{section} record header at offset {pos} runs past the end ({size} octets)")
-        rtype, rclass, ttl, rdlen = _RR_HEADER.unpack_from(wire, pos)
-        pos += 10
-        end = pos + rdlen
-        if end > size:
-            raise WireError(f"{section} rdata at offset {pos} ({rdlen} octets) runs past the end ({size} octets)")
+        owner, rtype, rclass, ttl, pos, end = _rr_header(wire, pos, size, section)
+        rdlen = end - pos
         if ttl > 0x7FFFFFFF:  # RFC 2181 §8: a TTL with the top bit set is read as zero; dnspython does too
             ttl = 0
         data: str | Soa | Caa | bytes
@@ -509,14 +516,7 @@ def _decode(wire: bytes) -> Message:
     seen_opt = False
     for _ in range(arcount):
         at = pos
-        owner, pos = _name(wire, pos, size)
-        if pos + 10 > size:
-            raise WireError(f"additional record header at offset {pos} runs past the end ({size} octets)")
-        rtype, _rclass, ttl, rdlen = _RR_HEADER.unpack_from(wire, pos)
-        pos += 10
-        end = pos + rdlen
-        if end > size:
-            raise WireError(f"additional rdata at offset {pos} ({rdlen} octets) runs past the end ({size} octets)")
+        owner, rtype, _rclass, ttl, pos, end = _rr_header(wire, pos, size, "additional")
         if rtype == _OPT_TYPE:
             if seen_opt:
                 raise WireError(f"second OPT record at offset {at}")
