@@ -7,11 +7,14 @@ fewer checks would turn a broken plugin into a green monitor.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from kdiag.declare import Rule
 from kdiag.errors import RuleLoadError, UsageError
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 GROUP = "kdiag.rules"
 
@@ -23,7 +26,11 @@ def load_rules(*, plugins: bool = True,
 
     sources: list[tuple[str, Iterable[object]]] = [("built in", BUILTIN)]
     if plugins:
-        eps = importlib.metadata.entry_points(group=GROUP) if entry_points is None else entry_points
+        if entry_points is None:
+            import importlib.metadata  # here: ~10 ms that a run without plugins (--no-plugins) need not pay
+
+            entry_points = importlib.metadata.entry_points(group=GROUP)
+        eps = entry_points
         for ep in eps:
             origin = _origin(ep)
             try:
