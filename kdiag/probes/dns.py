@@ -17,7 +17,7 @@ import contextvars
 import ipaddress
 import os
 import re
-import select
+import selectors
 import socket
 import struct
 import threading
@@ -285,93 +285,36 @@ class Dns:
         it); before the first answer it waits at most a second. What is still unanswered then is `lookup()`'s.
         """
         keys = [k for k in dict.fromkeys((_plain_text(n), t.upper()) for n, t in questions) if not self._cache.ready(k)]
-        todo: deque[tuple[str, str, int, bytes]] = deque()
+        todo: deque[_Question] = deque()
         for name, rdtype in keys:
             try:
-                # id 0 for now: each query gets its own id when it is sent
                 qtype = wire.type_code(rdtype)
-                todo.append((name, rdtype, qtype, wire.encode_query(0, name or ".", qtype, payload=EDNS_PAYLOAD)))
+                # id 0 for now: each query gets its own id when it is sent
+                todo.append(_Question(name, rdtype, qtype, wire.encode_query(0, name or ".", qtype,
+                                                                             payload=EDNS_PAYLOAD)))
             except ValueError:
                 continue  # an unknown type or a name DNS cannot carry: lookup() raises it where the asker sees it
         if not todo:
             return 0
         ns = self.nameservers[0]
-        budget = self.timeout / len(self.nameservers)
-        started = time.monotonic()
-        answered = 0
-        pending: dict[int, tuple[str, str, int, float]] = {}  # id -> (name, type, type code, sent at)
-        order: deque[tuple[float, int]] = deque()  # (give-up time, id) in sending order, which is give-up order
-        rtts: list[float] = []
-        last_heard = started
-        next_id = _new_id()
         try:
-            sock = _udp_socket(ns)
+            burst = _Burst(ns, budget=self.timeout / len(self.nameservers), window=self.max_workers)
         except OSError:
-            return 0
-        with sock:
-            sock.setblocking(False)
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            while True:
-                while todo and len(pending) < self.max_workers:
-                    while next_id in pending:
-                        next_id = (next_id + 1) & 0xFFFF
-                    name, rdtype, qtype, query = todo[0]
-                    try:
-                        sock.send(next_id.to_bytes(2, "big") + query[2:])
-                    except BlockingIOError:
-                        break  # the send buffer is full: receive first
-                    except OSError:
-                        todo.clear()  # an unreachable server: lookup() will say so
-                        break
-                    todo.popleft()
-                    sent = time.monotonic()
-                    pending[next_id] = (name, rdtype, qtype, sent)
-                    order.append((sent + budget, next_id))
-                    next_id = (next_id + 1) & 0xFFFF
-                now = time.monotonic()
-                while order and (order[0][0] <= now or order[0][1] not in pending):
-                    pending.pop(order.popleft()[1], None)  # no answer in its time: left for lookup()
-                if not pending:
-                    break
-                quiet = max(3 * sorted(rtts)[len(rtts) // 2], _MIN_QUIET) if rtts else 1.0
-                if not poller.poll(max(min(order[0][0], last_heard + quiet) - now, 0.0) * 1000 + 1):
-                    # Silence (not merely this thread waiting for the GIL: answers in the buffer wake the poll).
-                    if time.monotonic() - last_heard >= quiet:
-                        break
-                    continue
-                while True:
-                    try:
-                        data = sock.recv(65535)
-                    except BlockingIOError:
-                        break
-                    except OSError:  # ICMP unreachable: nothing listens there; lookup() will say so
-                        pending.clear()
-                        todo.clear()
-                        break
-                    entry = pending.get(_message_id(data)) if len(data) >= 12 else None
-                    if entry is None:
-                        continue  # late, duplicated or somebody else's: ignored, as lookup() ignores them
-                    name, rdtype, qtype, sent = entry
-                    try:
-                        message = wire.decode(data)
-                    except wire.WireError:
-                        del pending[_message_id(data)]
-                        continue
-                    if not _is_answer_to(message, name, qtype):
-                        continue  # our id, another question: not ours after all
-                    del pending[message.id]
-                    last_heard = time.monotonic()
-                    rtts.append(last_heard - sent)
+            return 0  # lookup() will say why
+        answered = 0
+        with burst:
+            while burst.send(todo) and burst.wait():
+                for question, message, rtt in burst.receive():
                     if message.truncated:
                         continue  # lookup() retries over TCP
-                    answer = _answer(message, name, qtype, rdtype, str(ns), False, (last_heard - sent) * 1000)
-                    self._cache.put_if_absent((name, rdtype), answer)
+                    answer = _answer(message, question.name, question.qtype, question.rdtype, str(ns), False,
+                                     rtt * 1000)
+                    self._cache.put_if_absent((question.name, question.rdtype), answer)
                     answered += 1
         with self._lock:
             self._stats.queries += answered
             self._stats.answered += answered
-            self._stats.wait_ms += sum(rtts) * 1000
+            self._stats.wait_ms += sum(burst.rtts) * 1000
         return len(keys)
 
     def _query(self, name: str, rdtype: str) -> Answer:
@@ -420,6 +363,108 @@ class Dns:
         except (OSError, EOFError) as exc:
             return Answer(name, rdtype, NETWORK_ERROR, server=str(ns), error=f"{ns}: {_oserror(exc)}")
         return _answer(message, name, qtype, rdtype, str(ns), truncated, 0.0)
+
+
+@dataclass(frozen=True)
+class _Question:
+    name: str
+    rdtype: str
+    qtype: int
+    query: bytes  # with id 0
+
+
+class _Burst:
+    """The queries of one `Dns.prefetch`, many in flight over one connected, non-blocking UDP socket.
+
+    Each query gets an id no other query in flight has and gives up after `budget`; the burst as a whole
+    gives up after a silence of three median round trips (one second before the first answer).
+    """
+
+    def __init__(self, ns: Nameserver, *, budget: float, window: int) -> None:
+        self.budget = budget
+        self.window = window
+        self.rtts: list[float] = []
+        self._sock = _udp_socket(ns)
+        self._sock.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._sock, selectors.EVENT_READ)
+        self._pending: dict[int, tuple[_Question, float]] = {}  # id -> (question, sent at)
+        self._order: deque[tuple[float, int]] = deque()  # (give-up time, id), in sending order = give-up order
+        self._next_id = _new_id()
+        self._last_heard = time.monotonic()
+        self._broken = False
+
+    def __enter__(self) -> _Burst:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._selector.close()
+        self._sock.close()
+
+    def send(self, todo: deque[_Question]) -> bool:
+        """Send from `todo` while the window has room; False once nothing is in flight (the burst is over)."""
+        while todo and not self._broken and len(self._pending) < self.window:
+            while self._next_id in self._pending:
+                self._next_id = (self._next_id + 1) & 0xFFFF
+            question = todo[0]
+            try:
+                self._sock.send(self._next_id.to_bytes(2, "big") + question.query[2:])
+            except BlockingIOError:
+                break  # the send buffer is full: receive first
+            except OSError:
+                self._broken = True  # an unreachable server: lookup() will say so
+                break
+            todo.popleft()
+            sent = time.monotonic()
+            self._pending[self._next_id] = (question, sent)
+            self._order.append((sent + self.budget, self._next_id))
+            self._next_id = (self._next_id + 1) & 0xFFFF
+        now = time.monotonic()
+        while self._order and (self._order[0][0] <= now or self._order[0][1] not in self._pending):
+            self._pending.pop(self._order.popleft()[1], None)  # no answer in its time: left for lookup()
+        return bool(self._pending) and not self._broken
+
+    def wait(self) -> bool:
+        """Wait for answers; False after the burst's silence limit."""
+        quiet = max(3 * sorted(self.rtts)[len(self.rtts) // 2], _MIN_QUIET) if self.rtts else 1.0
+        while True:
+            now = time.monotonic()
+            if self._selector.select(max(min(self._order[0][0], self._last_heard + quiet) - now, 0.0) + 0.001):
+                return True
+            # Silence (not merely this thread waiting for the GIL: answers in the buffer wake select()).
+            if time.monotonic() - self._last_heard >= quiet:
+                return False
+            if time.monotonic() >= self._order[0][0]:
+                return True  # the oldest query's time is up: send() drops it and sends more
+
+    def receive(self) -> Iterator[tuple[_Question, wire.Message, float]]:
+        """The answers waiting in the socket: (question, response, round trip in seconds). A datagram that is
+        not an answer to a query in flight is ignored, as lookup() ignores it."""
+        while True:
+            try:
+                data = self._sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError:  # ICMP unreachable: nothing listens there; lookup() will say so
+                self._broken = True
+                return
+            qid = _message_id(data)
+            entry = self._pending.get(qid) if len(data) >= 12 else None
+            if entry is None:
+                continue  # late, duplicated or somebody else's
+            question, sent = entry
+            try:
+                message = wire.decode(data)
+            except wire.WireError:
+                del self._pending[qid]  # left for lookup(), which reports a bad response as such
+                continue
+            if not _is_answer_to(message, question.name, question.qtype):
+                continue  # our id, another question: not ours after all
+            del self._pending[qid]
+            self._last_heard = time.monotonic()
+            rtt = self._last_heard - sent
+            self.rtts.append(rtt)
+            yield question, message, rtt
 
 
 def _new_id() -> int:
