@@ -72,6 +72,19 @@ def fake_dns(zones_dir: Path) -> Iterator[FakeDns]:
         yield fake
 
 
+@pytest.fixture
+def fake_dns_v6(zones_dir: Path) -> Iterator[FakeDns]:
+    """The fake resolver on the IPv6 loopback (::1); the test is skipped on a machine without one."""
+    try:
+        fake = FakeDns(zones_dir, host="::1").start()
+    except OSError as exc:  # pragma: no cover - a machine without IPv6 loopback
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
 @dataclass(frozen=True)
 class ResolverUnderTest:
     """Where a recursive resolver listens, in the forms tests need."""

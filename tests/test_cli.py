@@ -295,17 +295,10 @@ def test_a_url_is_accepted_with_a_note_on_stderr(kdiag_inproc, fake_dns):
     assert doc["domain"] == "my.example.com" and doc["target"] == GATEWAY
 
 
-def test_ipv6_nameserver_with_port_is_accepted(kdiag_inproc):
-    try:
-        fake = FakeDns(ZONES, host="::1").start()
-    except OSError as exc:  # pragma: no cover - a machine without IPv6 loopback
-        pytest.skip(f"no IPv6 loopback: {exc}")
-    try:
-        host, port = fake.address
-        code, out, err = kdiag_inproc("domain", "my.example.com", "-t", GATEWAY, "--nameserver", f"[{host}]:{port}",
-                                      "--only", "dns-cname-target", "--format", "json")
-    finally:
-        fake.stop()
+def test_ipv6_nameserver_with_port_is_accepted(kdiag_inproc, fake_dns_v6):
+    host, port = fake_dns_v6.address
+    code, out, err = kdiag_inproc("domain", "my.example.com", "-t", GATEWAY, "--nameserver", f"[{host}]:{port}",
+                                  "--only", "dns-cname-target", "--format", "json")
     assert (code, err) == (0, "")
     assert json.loads(out)["checks"][0]["code"] == "ok"
 

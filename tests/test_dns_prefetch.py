@@ -110,17 +110,10 @@ def test_a_rule_asks_first_what_it_declares(rule, domain, faulty):
     assert declared and declared <= asked, declared - asked
 
 
-def test_prefetch_over_ipv6_loopback():
-    try:
-        fake = FakeDns(ZONES, host="::1").start()
-    except OSError as exc:  # pragma: no cover - a machine without IPv6 loopback
-        pytest.skip(f"no IPv6 loopback: {exc}")
-    try:
-        host, port = fake.address
-        with Dns([Nameserver(host, port)], timeout=5.0) as dns:
-            assert dns.prefetch(_questions(NAMES[:5])) == 15
-            assert dns.stats.queries == 15
-            assert dns.lookup(NAMES[0], "A").cnames[0].target == "9e454bcfec.kongcloud.dev"
-            assert dns.stats.queries == 15
-    finally:
-        fake.stop()
+def test_prefetch_over_ipv6_loopback(fake_dns_v6):
+    host, port = fake_dns_v6.address
+    with Dns([Nameserver(host, port)], timeout=5.0) as dns:
+        assert dns.prefetch(_questions(NAMES[:5])) == 15
+        assert dns.stats.queries == 15
+        assert dns.lookup(NAMES[0], "A").cnames[0].target == "9e454bcfec.kongcloud.dev"
+        assert dns.stats.queries == 15
