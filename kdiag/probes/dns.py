@@ -8,7 +8,8 @@ that never answers is kdiag's (status `error`).
 
 Concurrent lookups of the same (name, type) share one query (single flight), so rules running in parallel
 cost one round trip per distinct question. Queries go over UDP with EDNS (1232 octets, the DNS flag day
-size) and are retried over TCP when truncated.
+size) and are retried over TCP when truncated; messages are built and read by `kdiag.probes.wire` (dnspython
+was most of a scan's CPU). `Dns.prefetch` asks a batch of questions at once over one socket, for `kdiag scan`.
 """
 
 from __future__ import annotations
