@@ -117,3 +117,20 @@ def test_prefetch_over_ipv6_loopback(fake_dns_v6):
         assert dns.stats.queries == 15
         assert dns.lookup(NAMES[0], "A").cnames[0].target == "9e454bcfec.kongcloud.dev"
         assert dns.stats.queries == 15
+
+
+def test_after_a_burst_that_heard_nothing_the_next_waits_only_briefly(faulty):
+    # A resolver that drops everything: the first batch of a scan waits for a first answer (a cold resolver can
+    # take a while), the following batches do not, and lookup() still reports each name's own timeout.
+    with _dns(faulty, timeout=8.0) as dns:
+        started = time.monotonic()
+        dns.prefetch(_questions([DEAD]))
+        first = time.monotonic() - started
+        started = time.monotonic()
+        dns.prefetch([(DEAD, "TXT"), (DEAD, "MX")])
+        second = time.monotonic() - started
+        assert second < first / 2, (first, second)
+        assert dns.stats.queries == 0
+        # An answer heard again restores the longer first wait, so a slow but live resolver gets its second.
+        dns.prefetch(_questions(NAMES[:2]))
+        assert dns.stats.queries == 6

@@ -46,6 +46,7 @@ NO_ANSWER_OUTCOMES = frozenset({TIMEOUT, NETWORK_ERROR, BAD_RESPONSE})
 
 EDNS_PAYLOAD = 1232
 _MIN_QUIET = 0.05  # Dns.prefetch gives up after this much silence at least
+_FIRST_QUIET = 1.0  # ... and waits this long for a first answer, unless the previous prefetch heard none
 _MAX_CHAIN = 16  # bound on CNAMEs read from one response; the rules bound the chain they accept themselves
 
 
@@ -218,6 +219,8 @@ class Dns:
         self.nameservers = tuple(nameservers)
         self.timeout = timeout
         self.max_workers = max_workers
+        self._first_quiet = _FIRST_QUIET  # how long a prefetch waits for its first answer (see prefetch)
+        self._rtt: float | None = None  # the median round trip of the last prefetch that heard answers
         self._stats = DnsStats()
         self._cache: SingleFlightCache[tuple[str, str], Answer] = SingleFlightCache(cache_size)
         self._lock = threading.Lock()
@@ -283,7 +286,8 @@ class Dns:
 
         It never holds a batch up for long: once answers have been coming, it stops waiting when none has come
         for three times their median round trip (a name whose servers are dead must not stall the names beside
-        it); before the first answer it waits at most a second. What is still unanswered then is `lookup()`'s.
+        it); before the first answer it waits at most a second, or, after a prefetch that heard nothing at all,
+        three round trips as the server last answered. What is still unanswered then is `lookup()`'s.
         """
         keys = [k for k in dict.fromkeys((_plain_text(n), t.upper()) for n, t in questions) if not self._cache.ready(k)]
         todo: deque[_Question] = deque()
@@ -299,7 +303,8 @@ class Dns:
             return 0
         ns = self.nameservers[0]
         try:
-            burst = _Burst(ns, budget=self.timeout / len(self.nameservers), window=self.max_workers)
+            burst = _Burst(ns, budget=self.timeout / len(self.nameservers), window=self.max_workers,
+                           first_quiet=self._first_quiet)
         except OSError:
             return 0  # lookup() will say why
         answered = 0
@@ -312,6 +317,14 @@ class Dns:
                                      rtt * 1000)
                     self._cache.put_if_absent((question.name, question.rdtype), answer)
                     answered += 1
+        # A resolver that answered nothing in a whole burst (dead, or a batch of names that all go unanswered)
+        # gets a shorter wait next time, three round trips as it last answered: each batch of a scan would
+        # otherwise lose a second to it before lookup() takes over. An answer heard restores the full wait.
+        if burst.rtts:
+            self._rtt = sorted(burst.rtts)[len(burst.rtts) // 2]
+            self._first_quiet = _FIRST_QUIET
+        else:
+            self._first_quiet = max(3 * self._rtt, _MIN_QUIET) if self._rtt is not None else _MIN_QUIET
         with self._lock:
             self._stats.queries += answered
             self._stats.answered += answered
@@ -378,12 +391,13 @@ class _Burst:
     """The queries of one `Dns.prefetch`, many in flight over one connected, non-blocking UDP socket.
 
     Each query gets an id no other query in flight has and gives up after `budget`; the burst as a whole
-    gives up after a silence of three median round trips (one second before the first answer).
+    gives up after a silence of three median round trips (`first_quiet` before the first answer).
     """
 
-    def __init__(self, ns: Nameserver, *, budget: float, window: int) -> None:
+    def __init__(self, ns: Nameserver, *, budget: float, window: int, first_quiet: float) -> None:
         self.budget = budget
         self.window = window
+        self.first_quiet = first_quiet
         self.rtts: list[float] = []
         self._sock = _udp_socket(ns)
         self._sock.setblocking(False)
@@ -427,7 +441,7 @@ class _Burst:
 
     def wait(self) -> bool:
         """Wait for answers; False after the burst's silence limit."""
-        quiet = max(3 * sorted(self.rtts)[len(self.rtts) // 2], _MIN_QUIET) if self.rtts else 1.0
+        quiet = max(3 * sorted(self.rtts)[len(self.rtts) // 2], _MIN_QUIET) if self.rtts else self.first_quiet
         while True:
             now = time.monotonic()
             if self._selector.select(max(min(self._order[0][0], self._last_heard + quiet) - now, 0.0) + 0.001):
