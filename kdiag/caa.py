@@ -23,6 +23,10 @@ import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdiag.probes import wire
 
 KNOWN_TAGS = frozenset({"issue", "issuewild", "iodef", "issuemail", "issuevmc"})
 KNOWN_PARAMS = ("accounturi", "validationmethods")
@@ -46,11 +50,12 @@ class Caa:
         return bool(self.flags & (128 | 1))
 
 
-def from_wire(flags: int, tag: bytes, value: bytes) -> Caa:
-    """A served record's fields as `Caa`. surrogateescape keeps bytes that are not UTF-8 recoverable, so a record
+def from_wire(served: wire.Caa) -> Caa:
+    """A served record as `Caa`. surrogateescape keeps bytes that are not UTF-8 recoverable, so a record
     rebuilt from it is the served one byte for byte; Boulder sees such bytes as non-ASCII runes too, which its
     grammar rejects, and no known tag or issuer domain can contain them."""
-    return Caa(flags, tag.decode("ascii", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+    return Caa(served.flags, served.tag.decode("ascii", "surrogateescape"),
+               served.value.decode("utf-8", "surrogateescape"))
 
 
 class MalformedValue(ValueError):

@@ -121,6 +121,13 @@ class Record:
         return self.data
 
     @property
+    def caa(self) -> wire.Caa:
+        """For CAA records: flags, tag and value as served."""
+        if not isinstance(self.data, wire.Caa):
+            raise TypeError(f"a {self.type} record is not CAA")
+        return self.data
+
+    @property
     def rdata(self) -> dns.rdata.Rdata:
         """The record as a dnspython `Rdata`, for plugins written against dnspython (parsed on demand)."""
         import dns.rdata

@@ -14,8 +14,7 @@ from kdiag.caa import Caa, RecordVerdict, SetVerdict, Verdict, from_wire, judge_
 from kdiag.context import Context
 from kdiag.declare import errored, failed, passed, rule, warned
 from kdiag.model import DnsRecord, Finding, Remediation
-from kdiag.probes import wire
-from kdiag.probes.dns import Answer, Record
+from kdiag.probes.dns import Answer
 
 CAA_TTL = 3600
 
@@ -69,7 +68,7 @@ def caa_permits_letsencrypt(ctx: Context) -> Finding:
         return passed("no-caa", f"no CAA records at {ctx.domain}, its CNAME target or any parent; "
                       "any CA may issue", lookups=trail)
 
-    records = [_caa(r) for r in relevant.records]
+    records = [from_wire(r.caa) for r in relevant.records]
     verdict = judge_set(records, issuer, methods)
     where = _where(relevant, ctx.domain)
     facts = {
@@ -229,13 +228,6 @@ def _where(answer: Answer, domain: str) -> str:
     return f"at {owner}"
 
 
-def _caa(record: Record) -> Caa:
-    data = record.data
-    if not isinstance(data, wire.Caa):
-        raise TypeError(f"not a CAA record: {record}")
-    return from_wire(data.flags, data.tag, data.value)
-
-
 def _caa_text(flags: int, tag: str, value: str) -> str:
     """CAA presentation text; bytes outside printable ASCII as \\DDD (RFC 1035 §5.1), so control bytes and
     newlines in a served value survive into a zone-file line."""
@@ -255,7 +247,7 @@ def _rr_text(record: Caa) -> str:
 
 
 def _delete_line(answer: Answer, record: Caa) -> DnsRecord:
-    served = next((r for r in answer.records if _caa(r) == record), answer.records[0])
+    served = next((r for r in answer.records if from_wire(r.caa) == record), answer.records[0])
     return DnsRecord(served.name, "CAA", served.value, served.ttl)
 
 

@@ -27,7 +27,6 @@ from kdiag.konnect.errors import (
 from kdiag.konnect.gateway import SERVERLESS_V0, SERVERLESS_V1, ago, derive_target, parse_time
 from kdiag.konnect.regions import REGIONS
 from kdiag.model import DnsRecord, Finding, Remediation
-from kdiag.probes import wire
 
 CNAME_TTL = 300
 # A placeholder the user must replace; shown only when no control plane could be named with certainty.
@@ -204,8 +203,7 @@ def _caa_permits(ctx: Context) -> tuple[bool | None, str]:
         if answer.rcode != "NOERROR":
             return False, f"the CAA lookup at {answer.name} failed ({answer.rcode}), which forbids issuance"
         if answer.records:
-            records = [from_wire(r.data.flags, r.data.tag, r.data.value) for r in answer.records
-                       if isinstance(r.data, wire.Caa)]
+            records = [from_wire(r.caa) for r in answer.records]
             if judge_set(records, issuer, ctx.options.validation_methods).permitted:
                 return True, f"CAA at {answer.records[0].name} permits {issuer}"
             return False, f"CAA at {answer.records[0].name} does not permit {issuer} (see caa-permits-letsencrypt)"
